@@ -1,0 +1,62 @@
+// createApp: the middleware order and the routers; nothing here listens or connects.
+// Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
+// middleware, the error handler last.
+import express, { type Express } from 'express';
+import type { Dependencies } from './deps';
+import { Lifecycle } from './lib/lifecycle';
+import { accessLog } from './middleware/access-log';
+import { jsonBody, requireJsonBody } from './middleware/body';
+import { responseCompression } from './middleware/compression';
+import { corsPolicy } from './middleware/cors';
+import { errorHandler } from './middleware/error-handler';
+import { queryHardening } from './middleware/query';
+import { requestId } from './middleware/request-id';
+import { notFound } from './middleware/routing';
+import { securityHeaders } from './middleware/security-headers';
+import { diagRouter } from './modules/diag/routes';
+import { createProbes, type Probes } from './modules/health/probes';
+import { healthRouter } from './modules/health/routes';
+import { itemsRouter } from './modules/items/routes';
+import { VERSION } from './version';
+
+export interface AppOptions {
+  lifecycle?: Lifecycle;
+  probes?: Probes;
+}
+
+export function createApp(deps: Dependencies, options: AppOptions = {}): Express {
+  const { config, logger } = deps;
+  const lifecycle = options.lifecycle ?? new Lifecycle();
+  const app = express();
+
+  app.disable('x-powered-by');
+  app.disable('etag'); // API responses are not conditional; avoids hashing every body
+  // A hop count or address list, never `true` (config refuses it): X-Forwarded-For is believed
+  // only as far as trusted proxies wrote it, so a client cannot pick its own rate-limit key.
+  app.set('trust proxy', config.trustProxy);
+  app.set('query parser', 'simple');
+
+  app.use(requestId());
+  app.use((_req, res, next) => {
+    // While draining, every response asks the client (or nginx) to reconnect elsewhere.
+    if (lifecycle.draining) res.setHeader('Connection', 'close');
+    next();
+  });
+  app.use(securityHeaders());
+  app.use(accessLog(logger));
+  app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(deps), version: VERSION }));
+
+  const api = express.Router();
+  api.use(corsPolicy(config.corsOrigins));
+  api.use(requireJsonBody());
+  api.use(jsonBody(config.bodyLimitBytes));
+  api.use(queryHardening(logger));
+  api.use(responseCompression());
+  api.use('/items', itemsRouter(deps.db));
+  if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
+  app.use('/api/v1', api);
+
+  app.use(notFound());
+  app.use(errorHandler(logger));
+  return app;
+}

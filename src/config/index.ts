@@ -1,0 +1,272 @@
+// One validated, typed, frozen configuration object built from the environment.
+// Every problem is collected and reported together, so an operator fixes a deployment in one pass.
+import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import {
+  parseBoolean,
+  parseByteSize,
+  parseDurationMs,
+  parseOrigins,
+  parseTrustProxy,
+  type TrustProxy,
+} from './parsers';
+
+export type Env = Record<string, string | undefined>;
+
+/** Minimum secret length in bytes (HS256 wants a key at least as long as its 256-bit output). */
+export const MIN_SECRET_BYTES = 32;
+
+const RATE_LIMIT_SCOPES = {
+  LOGIN: { max: 5, windowMs: 15 * 60_000 },
+  REGISTER: { max: 5, windowMs: 60 * 60_000 },
+  REFRESH: { max: 30, windowMs: 15 * 60_000 },
+  API: { max: 100, windowMs: 15 * 60_000 },
+} as const;
+export type RateLimitScope = keyof typeof RATE_LIMIT_SCOPES;
+export interface RateLimitRule {
+  max: number;
+  windowMs: number;
+}
+
+/** Wraps a throwing parser as a zod transform so its message becomes an issue, not a crash. */
+function from<T>(parse: (raw: string) => T) {
+  return z.string().transform((raw, ctx): T => {
+    try {
+      return parse(raw);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+}
+
+function integer(min: number, max: number) {
+  return from((raw) => {
+    const trimmed = raw.trim();
+    const n = Number(trimmed);
+    if (!/^\d+$/.test(trimmed) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new Error(`must be an integer from ${min} to ${max}`);
+    }
+    return n;
+  });
+}
+
+const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
+
+const rateLimitFields = Object.fromEntries(
+  Object.keys(RATE_LIMIT_SCOPES).flatMap((scope) => [
+    [`RATE_LIMIT_${scope}_MAX`, integer(1, 1_000_000).optional()],
+    [`RATE_LIMIT_${scope}_WINDOW_MS`, integer(1000, 7 * 86_400_000).optional()],
+  ]),
+) as Record<string, z.ZodOptional<ReturnType<typeof integer>>>;
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
+  PORT: integer(0, 65535).default(3000),
+  HOST: z.string().min(1).optional(),
+  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  CACHE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  JWT_ACCESS_SECRET: z.string().optional(),
+  JWT_REFRESH_SECRET: z.string().optional(),
+  JWT_ISSUER: z.string().min(1).default('rampart'),
+  JWT_AUDIENCE: z.string().min(1).default('rampart-api'),
+  JWT_ACCESS_TTL: from(parseDurationMs).default(15 * 60_000),
+  JWT_REFRESH_TTL: from(parseDurationMs).default(7 * 86_400_000),
+  JWT_SESSION_MAX_AGE: from(parseDurationMs).default(30 * 86_400_000),
+  CORS_ORIGINS: from(parseOrigins).optional(),
+  BODY_LIMIT: from(parseByteSize).default(100 * 1024),
+  TRUST_PROXY: from(parseTrustProxy).optional(),
+  OPS_TOKEN: z.string().optional(),
+  ENABLE_DIAGNOSTIC_ROUTES: from(parseBoolean).default(false),
+  SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
+  // Above nginx's upstream keepalive_timeout (60 s) so the proxy, not Node, closes idle sockets.
+  KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
+  REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
+  DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
+  DB_POOL_MAX: integer(1, 200).default(10),
+  ...rateLimitFields,
+});
+
+export interface Config {
+  readonly env: 'development' | 'test' | 'production';
+  readonly isProduction: boolean;
+  readonly port: number;
+  readonly host: string | undefined;
+  readonly redisUrl: string | undefined;
+  readonly cacheRedisUrl: string | undefined;
+  readonly databaseUrl: string | undefined;
+  readonly jwt: {
+    readonly accessSecret: string;
+    readonly refreshSecret: string;
+    /** True when the secrets were generated for this process (tokens die with it). */
+    readonly generatedSecrets: boolean;
+    readonly issuer: string;
+    readonly audience: string;
+    readonly accessTtlMs: number;
+    readonly refreshTtlMs: number;
+    readonly sessionMaxAgeMs: number;
+  };
+  readonly corsOrigins: readonly string[];
+  readonly bodyLimitBytes: number;
+  readonly trustProxy: TrustProxy;
+  readonly opsToken: string | undefined;
+  readonly enableDiagnosticRoutes: boolean;
+  readonly shutdownTimeoutMs: number;
+  readonly logLevel: (typeof LOG_LEVELS)[number];
+  readonly keepAliveTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly redisCommandTimeoutMs: number;
+  readonly dbStatementTimeoutMs: number;
+  readonly dbPoolMax: number;
+  readonly rateLimits: Readonly<Record<RateLimitScope, Readonly<RateLimitRule>>>;
+  /** Messages for the logger once it exists (e.g. generated secrets, embedded stores). */
+  readonly warnings: readonly string[];
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function isBlank(value: string | undefined): boolean {
+  return value === undefined || value.trim() === '';
+}
+
+/** Problems that only a production deployment must not have; checked on the raw strings. */
+function productionProblems(env: Env): string[] {
+  const problems: string[] = [];
+  const requireSet = (name: string, why: string) => {
+    if (isBlank(env[name])) problems.push(`${name}: required in production (${why})`);
+  };
+  requireSet('REDIS_URL', 'in-process stores break rate limits and revocation across workers');
+  requireSet('DATABASE_URL', 'the embedded database is for development only');
+  requireSet('JWT_ACCESS_SECRET', `at least ${MIN_SECRET_BYTES} bytes`);
+  requireSet('JWT_REFRESH_SECRET', `at least ${MIN_SECRET_BYTES} bytes`);
+  if (env.CORS_ORIGINS === undefined) {
+    problems.push('CORS_ORIGINS: must be set explicitly in production (an empty value allows no browser origin)');
+  }
+  requireSet('TRUST_PROXY', 'the number of proxy hops or their addresses, e.g. 1 behind one nginx');
+  if (env.ENABLE_DIAGNOSTIC_ROUTES !== undefined) {
+    try {
+      if (parseBoolean(env.ENABLE_DIAGNOSTIC_ROUTES)) {
+        problems.push('ENABLE_DIAGNOSTIC_ROUTES: refused in production (it exposes /api/v1/_diag/*)');
+      }
+    } catch {
+      // already reported by the schema
+    }
+  }
+  if (!isBlank(env.OPS_TOKEN) && Buffer.byteLength(env.OPS_TOKEN!, 'utf8') < MIN_SECRET_BYTES) {
+    problems.push(`OPS_TOKEN: must be at least ${MIN_SECRET_BYTES} bytes`);
+  }
+  return problems;
+}
+
+/** Secrets are checked in every environment when given: a weak secret is never acceptable. */
+function secretProblems(env: Env): string[] {
+  const problems: string[] = [];
+  for (const name of ['JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET'] as const) {
+    const value = env[name];
+    if (value !== undefined && value !== '' && Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
+      problems.push(`${name}: must be at least ${MIN_SECRET_BYTES} bytes (got ${Buffer.byteLength(value, 'utf8')})`);
+    }
+  }
+  if (!isBlank(env.JWT_ACCESS_SECRET) && env.JWT_ACCESS_SECRET === env.JWT_REFRESH_SECRET) {
+    problems.push('JWT_REFRESH_SECRET: must differ from JWT_ACCESS_SECRET');
+  }
+  return problems;
+}
+
+/**
+ * Builds the configuration from an environment (process.env by default).
+ * Throws ConfigError listing every problem; never returns a partially valid config.
+ */
+export function loadConfig(env: Env = process.env): Config {
+  // Empty strings mean "unset" for optional variables (a common docker/env-file artefact),
+  // except CORS_ORIGINS where an explicit empty value means "no origin".
+  const cleaned: Env = {};
+  for (const [key, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (value.trim() === '' && key !== 'CORS_ORIGINS') continue;
+    cleaned[key] = value;
+  }
+
+  const problems: string[] = [];
+  const parsed = envSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const name = issue.path.join('.') || '(environment)';
+      problems.push(`${name}: ${issue.message}`);
+    }
+  }
+  problems.push(...secretProblems(cleaned));
+  const nodeEnv = cleaned.NODE_ENV ?? 'development';
+  if (nodeEnv === 'production') problems.push(...productionProblems(cleaned));
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
+
+  const e = parsed.data;
+  const warnings: string[] = [];
+  let accessSecret = e.JWT_ACCESS_SECRET;
+  let refreshSecret = e.JWT_REFRESH_SECRET;
+  const generatedSecrets = !accessSecret || !refreshSecret;
+  if (!accessSecret) accessSecret = randomBytes(48).toString('base64url');
+  if (!refreshSecret) refreshSecret = randomBytes(48).toString('base64url');
+  if (generatedSecrets) {
+    warnings.push('JWT secrets not configured: generated random ones for this process; tokens will not survive a restart or work across workers');
+  }
+  if (!e.REDIS_URL) {
+    warnings.push('REDIS_URL not set: using an in-process store (single process only; rate limits and revocation are not shared)');
+  }
+  if (!e.DATABASE_URL) {
+    warnings.push('DATABASE_URL not set: using embedded PGlite in memory (development only; data is lost on exit)');
+  }
+
+  const raw = e as unknown as Record<string, number | undefined>;
+  const rateLimits = Object.fromEntries(
+    (Object.keys(RATE_LIMIT_SCOPES) as RateLimitScope[]).map((scope) => [
+      scope,
+      Object.freeze({
+        max: raw[`RATE_LIMIT_${scope}_MAX`] ?? RATE_LIMIT_SCOPES[scope].max,
+        windowMs: raw[`RATE_LIMIT_${scope}_WINDOW_MS`] ?? RATE_LIMIT_SCOPES[scope].windowMs,
+      }),
+    ]),
+  ) as Record<RateLimitScope, RateLimitRule>;
+
+  const config: Config = {
+    env: e.NODE_ENV,
+    isProduction: e.NODE_ENV === 'production',
+    port: e.PORT,
+    host: e.HOST,
+    redisUrl: e.REDIS_URL,
+    cacheRedisUrl: e.CACHE_REDIS_URL ?? e.REDIS_URL,
+    databaseUrl: e.DATABASE_URL,
+    jwt: Object.freeze({
+      accessSecret,
+      refreshSecret,
+      generatedSecrets,
+      issuer: e.JWT_ISSUER,
+      audience: e.JWT_AUDIENCE,
+      accessTtlMs: e.JWT_ACCESS_TTL,
+      refreshTtlMs: e.JWT_REFRESH_TTL,
+      sessionMaxAgeMs: e.JWT_SESSION_MAX_AGE,
+    }),
+    corsOrigins: Object.freeze([...(e.CORS_ORIGINS ?? [])]),
+    bodyLimitBytes: e.BODY_LIMIT,
+    trustProxy: e.TRUST_PROXY ?? ['loopback'],
+    opsToken: e.OPS_TOKEN,
+    enableDiagnosticRoutes: e.ENABLE_DIAGNOSTIC_ROUTES,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    logLevel: e.LOG_LEVEL,
+    keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
+    headersTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS + 1000,
+    redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
+    dbPoolMax: e.DB_POOL_MAX,
+    rateLimits: Object.freeze(rateLimits),
+    warnings: Object.freeze(warnings),
+  };
+  return Object.freeze(config);
+}

@@ -1,0 +1,77 @@
+// Small parsers for environment strings. Each one returns a value or throws an Error whose
+// message is written for an operator ("must be ..."), so the config loader can list them all.
+import bytes from 'bytes';
+import proxyAddr from 'proxy-addr';
+
+const DURATION = /^(\d+)\s*(ms|s|m|h|d)?$/;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "15m", "7d", "900" (seconds) → milliseconds. */
+export function parseDurationMs(raw: string): number {
+  const match = DURATION.exec(raw.trim());
+  if (!match) throw new Error('must be a duration such as 900, 15m, 12h or 7d');
+  const amount = Number(match[1]);
+  const unit = match[2] ?? 's';
+  const ms = amount * (UNIT_MS[unit] ?? 1000);
+  if (!Number.isSafeInteger(ms) || ms <= 0) throw new Error('must be a positive duration');
+  return ms;
+}
+
+/** "100kb", "1mb", "2048" → bytes. */
+export function parseByteSize(raw: string): number {
+  const value = bytes.parse(raw.trim());
+  if (value === null || !Number.isFinite(value) || value <= 0) {
+    throw new Error('must be a size such as 100kb or 1mb');
+  }
+  return value;
+}
+
+/** Booleans: only the words people actually write; "false" is false. */
+export function parseBoolean(raw: string): boolean {
+  const value = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(value)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(value)) return false;
+  throw new Error('must be true or false');
+}
+
+export type TrustProxy = number | string[] | false;
+
+/**
+ * TRUST_PROXY: a hop count, or addresses/CIDRs/proxy-addr names ("loopback", "uniquelocal").
+ * `true` is refused everywhere: it trusts any X-Forwarded-For and lets a client pick its own IP.
+ */
+export function parseTrustProxy(raw: string): TrustProxy {
+  const value = raw.trim();
+  if (/^(true|yes|on|\*)$/i.test(value)) {
+    throw new Error('must not be true: give a hop count (e.g. 1) or proxy addresses; true lets clients forge their IP');
+  }
+  if (/^(false|no|off|0)$/i.test(value) || value === '') return false;
+  if (/^\d+$/.test(value)) return Number(value);
+  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    proxyAddr.compile(list);
+  } catch {
+    throw new Error('must be a hop count or a comma-separated list of IP addresses, CIDRs or loopback/linklocal/uniquelocal');
+  }
+  return list;
+}
+
+/** CORS_ORIGINS: exact origins only (scheme://host[:port]); no wildcard, no "null". */
+export function parseOrigins(raw: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const origin of list) {
+    if (origin === '*' || origin.toLowerCase() === 'null') {
+      throw new Error(`must list exact origins; "${origin}" is not allowed`);
+    }
+    let parsed: URL;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      throw new Error(`"${origin}" is not an origin such as https://app.example.com`);
+    }
+    if (parsed.origin !== origin || !/^https?:$/.test(parsed.protocol)) {
+      throw new Error(`"${origin}" is not an exact origin (scheme://host[:port], no path or trailing slash)`);
+    }
+  }
+  return list;
+}

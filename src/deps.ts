@@ -1,0 +1,82 @@
+// The process's dependencies: the stores and the database, built from config. createApp receives
+// them, so tests can hand in their own (a separate Redis prefix, a fresh database).
+import type Redis from 'ioredis';
+import type { Config } from './config';
+import { createDatabase, type Database } from './lib/db';
+import type { Logger } from './lib/logger';
+import { closeRedis, connectRedis, createRedisClient } from './lib/redis';
+import { MemoryStore } from './lib/store/memory-store';
+import { RedisStore } from './lib/store/redis-store';
+import type { KeyValueStore } from './lib/store/types';
+
+export interface Dependencies {
+  config: Config;
+  logger: Logger;
+  /** Security state: rate limits, revocation, sessions. Must not be evicted. */
+  store: KeyValueStore;
+  /** Response cache: may be a separate, evicting Redis. */
+  cache: KeyValueStore;
+  db: Database;
+  /** Closes every connection this object opened. */
+  close(): Promise<void>;
+}
+
+export interface DependencyOptions {
+  /** Key prefix for both stores (tests isolate themselves with it). */
+  keyPrefix?: string;
+  /** How long start-up waits for Redis before going on without it (readiness reports it). */
+  connectTimeoutMs?: number;
+}
+
+export async function createDependencies(
+  config: Config,
+  logger: Logger,
+  options: DependencyOptions = {},
+): Promise<Dependencies> {
+  const prefix = options.keyPrefix ?? 'rampart:';
+  const clients: Redis[] = [];
+  const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+
+  const redisFor = async (url: string, role: string): Promise<Redis> => {
+    const client = createRedisClient({ url, role, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+    clients.push(client);
+    if (!(await connectRedis(client, connectTimeoutMs))) {
+      logger.warn('redis not reachable at start-up; continuing and reconnecting in the background', { role });
+    }
+    return client;
+  };
+
+  let store: KeyValueStore;
+  let cache: KeyValueStore;
+  if (config.redisUrl) {
+    const security = await redisFor(config.redisUrl, 'security');
+    store = new RedisStore(security, prefix);
+    const cacheClient =
+      config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl
+        ? await redisFor(config.cacheRedisUrl, 'cache')
+        : security;
+    cache = new RedisStore(cacheClient, `${prefix}cache:`);
+  } else {
+    store = new MemoryStore(prefix);
+    cache = new MemoryStore(`${prefix}cache:`);
+  }
+
+  let db: Database;
+  try {
+    db = await createDatabase(config, logger);
+  } catch (err) {
+    await Promise.all(clients.map((c) => closeRedis(c)));
+    throw err;
+  }
+
+  return {
+    config,
+    logger,
+    store,
+    cache,
+    db,
+    async close() {
+      await Promise.allSettled([store.close(), cache.close(), ...clients.map((c) => closeRedis(c)), db.close()]);
+    },
+  };
+}

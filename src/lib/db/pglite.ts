@@ -1,0 +1,39 @@
+// Embedded PostgreSQL (PGlite, in memory) for development when DATABASE_URL is unset.
+// Costs a few seconds and several hundred MB at start: a convenience, never a production store.
+import type { PGlite } from '@electric-sql/pglite';
+import { INT8_OID, parseInt8, type Database, type QueryResult, type Queryable } from './types';
+
+type PGliteLike = Pick<PGlite, 'query' | 'exec'>;
+
+function wrap(db: PGliteLike): Queryable {
+  return {
+    async query<R>(text: string, params?: readonly unknown[]): Promise<QueryResult<R>> {
+      const result = await db.query<R>(text, params as unknown[] | undefined);
+      return { rows: result.rows, rowCount: result.affectedRows ?? result.rows.length };
+    },
+    async exec(sql: string): Promise<void> {
+      await db.exec(sql);
+    },
+  };
+}
+
+export async function createPglite(): Promise<Database> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const db = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
+  await db.waitReady;
+  const base = wrap(db);
+  return {
+    kind: 'pglite',
+    query: base.query,
+    exec: base.exec,
+    transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
+    async ping(): Promise<number> {
+      const started = performance.now();
+      await db.query('SELECT 1');
+      return performance.now() - started;
+    },
+    async close(): Promise<void> {
+      await db.close();
+    },
+  };
+}

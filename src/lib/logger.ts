@@ -1,0 +1,65 @@
+// Winston logger: JSON lines to stdout in production (PM2, Docker or the platform collect them;
+// file transports race under cluster mode), readable lines in development. Every line carries the
+// request id of the request it belongs to, and passes through redaction.
+import type { Writable } from 'node:stream';
+import winston from 'winston';
+import { redactField, redactString } from './redact';
+import { requestContext } from './request-context';
+
+export type Logger = winston.Logger;
+
+export interface LoggerOptions {
+  level: string;
+  /** JSON lines (production) or human-readable lines (development). */
+  json: boolean;
+  /** Where lines go; stdout by default. Tests pass a stream to capture output. */
+  stream?: Writable;
+  /** Static fields on every line (service name, pid). */
+  defaultMeta?: Record<string, unknown>;
+}
+
+const RESERVED = new Set(['level', 'message', 'timestamp', 'requestId']);
+
+/** Adds the request id from the async context and redacts every field. */
+const contextAndRedaction = winston.format((info) => {
+  const ctx = requestContext.getStore();
+  if (ctx && info.requestId === undefined) {
+    info.requestId = ctx.requestId;
+    if (ctx.userId !== undefined && info.userId === undefined) info.userId = ctx.userId;
+  }
+  if (typeof info.message === 'string') info.message = redactString(info.message);
+  for (const key of Object.keys(info)) {
+    if (RESERVED.has(key)) continue;
+    (info as Record<string, unknown>)[key] = redactField(key, info[key]);
+  }
+  return info;
+});
+
+export function createLogger(options: LoggerOptions): Logger {
+  const output = options.json
+    ? winston.format.json()
+    : winston.format.combine(
+        winston.format.colorize(),
+        winston.format.printf(({ level, message, timestamp, requestId, stack, ...rest }) => {
+          const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
+          const id = requestId ? ` [${String(requestId).slice(0, 8)}]` : '';
+          return `${String(timestamp)} ${level}${id}: ${String(message)}${extra}${stack ? `\n${String(stack)}` : ''}`;
+        }),
+      );
+  return winston.createLogger({
+    level: options.level,
+    defaultMeta: options.defaultMeta,
+    // errors() first: without it an Error logs as {"level":"error"} with no message or stack.
+    format: winston.format.combine(
+      winston.format.errors({ stack: true }),
+      winston.format.timestamp(),
+      contextAndRedaction(),
+      output,
+    ),
+    transports: [
+      options.stream
+        ? new winston.transports.Stream({ stream: options.stream })
+        : new winston.transports.Console(),
+    ],
+  });
+}

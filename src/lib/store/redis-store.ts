@@ -1,0 +1,92 @@
+// KeyValueStore over a shared ioredis client. Scripts go through ioredis' defineCommand, which
+// sends EVALSHA and falls back to EVAL on NOSCRIPT: after a Redis restart (scripts flushed) or when
+// Redis was down at start-up, the next call works again without any reload step.
+import type Redis from 'ioredis';
+import type { KeyValueStore, WindowCount } from './types';
+
+// INCR, and start the window's expiry on the first hit. Returns {count, ms until reset}.
+const HIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}`;
+
+// DECR only a live counter: never create a key without expiry, never go below zero.
+const UNHIT_SCRIPT = `
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 then redis.call('DECR', KEYS[1]) end
+return 0`;
+
+interface ScriptedRedis extends Redis {
+  rampartHit(key: string, windowMs: number): Promise<[number, number]>;
+  rampartUnhit(key: string): Promise<number>;
+}
+
+export class RedisStore implements KeyValueStore {
+  readonly kind = 'redis' as const;
+  private readonly redis: ScriptedRedis;
+
+  constructor(
+    client: Redis,
+    readonly prefix = '',
+  ) {
+    // defineCommand is idempotent per name on a client, so several stores can share one client.
+    if (!('rampartHit' in client)) {
+      client.defineCommand('rampartHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
+      client.defineCommand('rampartUnhit', { numberOfKeys: 1, lua: UNHIT_SCRIPT });
+    }
+    this.redis = client as ScriptedRedis;
+  }
+
+  get client(): Redis {
+    return this.redis;
+  }
+
+  async get(key: string): Promise<string | null> {
+    return this.redis.get(this.prefix + key);
+  }
+
+  async mget(keys: readonly string[]): Promise<(string | null)[]> {
+    if (keys.length === 0) return [];
+    return this.redis.mget(keys.map((k) => this.prefix + k));
+  }
+
+  async set(key: string, value: string, ttlMs: number): Promise<void> {
+    await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+  }
+
+  async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
+    const result = await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX');
+    return result === 'OK';
+  }
+
+  async del(keys: readonly string[]): Promise<number> {
+    if (keys.length === 0) return 0;
+    return this.redis.del(...keys.map((k) => this.prefix + k));
+  }
+
+  async hit(key: string, windowMs: number): Promise<WindowCount> {
+    const [count, ttl] = await this.redis.rampartHit(this.prefix + key, Math.ceil(windowMs));
+    return { count: Number(count), resetInMs: Number(ttl) };
+  }
+
+  async unhit(key: string): Promise<void> {
+    await this.redis.rampartUnhit(this.prefix + key);
+  }
+
+  async ping(): Promise<number> {
+    const started = performance.now();
+    await this.redis.ping();
+    return performance.now() - started;
+  }
+
+  isReady(): boolean {
+    return this.redis.status === 'ready';
+  }
+
+  /** The client is shared and owned by whoever created it; closing a store does not close it. */
+  async close(): Promise<void> {}
+}

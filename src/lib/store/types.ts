@@ -1,0 +1,33 @@
+// The shared key-value store behind rate limits, token revocation and the response cache.
+// Two implementations: Redis (shared by every process and host) and an in-process Map
+// (development only: each process has its own, so nothing is shared across workers).
+
+export interface WindowCount {
+  /** Hits in the current window, including this one. */
+  count: number;
+  /** Milliseconds until the window resets. */
+  resetInMs: number;
+}
+
+export interface KeyValueStore {
+  readonly kind: 'redis' | 'memory';
+  /** Prefix applied to every key this store touches (isolates apps, roles and tests). */
+  readonly prefix: string;
+  get(key: string): Promise<string | null>;
+  /** Several keys in one round trip. */
+  mget(keys: readonly string[]): Promise<(string | null)[]>;
+  /** Sets a value that expires after ttlMs. */
+  set(key: string, value: string, ttlMs: number): Promise<void>;
+  /** Sets only when absent; true when this call created the key. */
+  setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  del(keys: readonly string[]): Promise<number>;
+  /** Atomically counts a hit in a fixed window that starts with the first hit. */
+  hit(key: string, windowMs: number): Promise<WindowCount>;
+  /** Undoes one hit (express-rate-limit's skipSuccessfulRequests and friends). */
+  unhit(key: string): Promise<void>;
+  /** Round-trip time in ms; throws when the store cannot answer within its timeout. */
+  ping(): Promise<number>;
+  /** True when commands can be sent now (connected); false while down or reconnecting. */
+  isReady(): boolean;
+  close(): Promise<void>;
+}

@@ -1,0 +1,31 @@
+// Access log: morgan measures, winston writes. One structured line per request at `info`, a level
+// that is emitted by default (morgan lines sent with logger.http() vanish at level info). Query
+// strings are redacted; successful health and metrics polls are not logged (they would drown the log).
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Request, RequestHandler } from 'express';
+import morgan from 'morgan';
+import type { Logger } from '../lib/logger';
+import { redactUrl } from '../lib/redact';
+
+const QUIET_PATHS = /^\/(health(\/|$)|metrics$)/;
+
+export function accessLog(logger: Logger): RequestHandler {
+  return morgan<IncomingMessage, ServerResponse>(
+    (tokens, req, res) => {
+      const status = res.statusCode;
+      const request = req as Request;
+      logger.info('request completed', {
+        requestId: request.id,
+        method: req.method,
+        url: redactUrl(request.originalUrl ?? req.url ?? ''),
+        status,
+        durationMs: Number(tokens['response-time']?.(req, res) ?? 0),
+        bytes: Number(res.getHeader('Content-Length') ?? 0),
+        ip: request.ip,
+        userAgent: req.headers['user-agent'],
+      });
+      return null; // nothing for morgan itself to write
+    },
+    { skip: (req, res) => res.statusCode < 400 && QUIET_PATHS.test(req.url ?? '') },
+  ) as RequestHandler;
+}

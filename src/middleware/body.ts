@@ -1,0 +1,38 @@
+// JSON bodies only: 415 for any other declared type, 413 over the limit (counted after inflating
+// gzip/deflate bodies), 400 invalid_json for broken JSON or a bare scalar (strict mode).
+import type { RequestHandler } from 'express';
+import express from 'express';
+import { AppError } from '../lib/errors';
+
+// Keys that reach Object.prototype through careless merging later on: dropped while parsing.
+const POLLUTING_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+function dropPollutingKeys(key: string, value: unknown): unknown {
+  return POLLUTING_KEYS.has(key) ? undefined : value;
+}
+
+function hasBody(req: Parameters<RequestHandler>[0]): boolean {
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined) return true;
+  return length !== undefined && length !== '0';
+}
+
+/** 415 unless a body that is present is declared as JSON. */
+export function requireJsonBody(): RequestHandler {
+  return (req, _res, next) => {
+    if (hasBody(req) && !req.is('application/json')) {
+      next(new AppError('unsupported_media_type'));
+      return;
+    }
+    next();
+  };
+}
+
+export function jsonBody(limitBytes: number): RequestHandler {
+  return express.json({
+    limit: limitBytes,
+    strict: true,
+    type: 'application/json',
+    inflate: true,
+    reviver: dropPollutingKeys,
+  });
+}

@@ -1,0 +1,14 @@
+// gzip for responses of 1 kB or more. Streamed responses (Server-Sent Events) are never buffered
+// by the compressor, and a response can opt out with Cache-Control: no-transform.
+import type { Request, Response, RequestHandler } from 'express';
+import compression from 'compression';
+
+function shouldCompress(req: Request, res: Response): boolean {
+  const type = res.getHeader('Content-Type');
+  if (typeof type === 'string' && type.startsWith('text/event-stream')) return false;
+  return compression.filter(req, res);
+}
+
+export function responseCompression(): RequestHandler {
+  return compression({ threshold: 1024, filter: shouldCompress });
+}

@@ -1,0 +1,77 @@
+// The one error handler. Every failure leaves as the envelope in API.md: a code from the catalogue,
+// its status and message, the request id, and never a stack, a path, SQL or a submitted value.
+import type { ErrorRequestHandler } from 'express';
+import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+
+// body-parser (express.json) errors carry a `type`; map them onto the catalogue.
+const BODY_PARSER_CODES: Record<string, ErrorCode> = {
+  'entity.parse.failed': 'invalid_json',
+  'entity.too.large': 'payload_too_large',
+  'encoding.unsupported': 'unsupported_media_type',
+  'charset.unsupported': 'unsupported_media_type',
+  'entity.verify.failed': 'bad_request',
+  'request.aborted': 'bad_request',
+  'request.size.invalid': 'bad_request',
+};
+
+const STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  409: 'conflict',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'validation_failed',
+  429: 'rate_limited',
+  503: 'service_unavailable',
+};
+
+interface HttpishError {
+  type?: unknown;
+  status?: unknown;
+  statusCode?: unknown;
+  expose?: unknown;
+}
+
+/** Turns anything thrown into an AppError; unknown errors become internal_error. */
+export function toAppError(err: unknown): AppError {
+  if (err instanceof AppError) return err;
+  const e = (err ?? {}) as HttpishError;
+  if (typeof e.type === 'string' && BODY_PARSER_CODES[e.type]) return new AppError(BODY_PARSER_CODES[e.type]!, { cause: err });
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  // Client errors raised by Express itself or its parsers (e.g. a malformed %-escape in a path).
+  if (status !== undefined && status >= 400 && status < 500 && e.expose !== false) {
+    return new AppError(STATUS_CODES[status] ?? 'bad_request', { cause: err });
+  }
+  return new AppError('internal_error', { cause: err });
+}
+
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    const appError = toAppError(err);
+    if (appError.status >= 500) {
+      logger.error('request failed', { error: appError.cause ?? appError, code: appError.code, method: req.method, path: req.path });
+    }
+    if (res.headersSent) {
+      // Too late for an envelope: let Express close the connection so the client sees a failure.
+      next(err);
+      return;
+    }
+    if (appError.headers) for (const [name, value] of Object.entries(appError.headers)) res.setHeader(name, value);
+    if (appError.code === 'unauthorized' || appError.code === 'invalid_token' || appError.code === 'token_revoked') {
+      res.setHeader('WWW-Authenticate', appError.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
+    }
+    if (appError.status === 429 || appError.status >= 500) res.setHeader('Cache-Control', 'no-store');
+    const body: Record<string, unknown> = {
+      code: appError.code,
+      // internal_error never carries a custom message: it could describe internals.
+      message: appError.code === 'internal_error' ? ERROR_CATALOGUE.internal_error.message : appError.message,
+      requestId: req.id,
+    };
+    if (appError.details) body.details = appError.details;
+    res.status(appError.status).json({ error: body });
+  };
+}

@@ -1,0 +1,104 @@
+// Operations endpoints, answered before the heavy middleware and never rate limited.
+//   /health          load balancers: is this process taking traffic? touches no dependency
+//   /health/live     liveness: alive until exit
+//   /health/ready    readiness: dependencies reachable and not draining
+//   /health/detailed per-component report (application/health+json)
+import { timingSafeEqual } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import { Router } from 'express';
+import type { Config } from '../../config';
+import { AppError } from '../../lib/errors';
+import type { Lifecycle } from '../../lib/lifecycle';
+import { rejectOtherMethods } from '../../middleware/routing';
+import type { Probes } from './probes';
+
+export interface HealthOptions {
+  config: Config;
+  lifecycle: Lifecycle;
+  probes: Probes;
+  version: string;
+}
+
+function noStore(res: Response): void {
+  res.setHeader('Cache-Control', 'no-store');
+}
+
+function tokenMatches(presented: string, expected: string): boolean {
+  const a = Buffer.from(presented);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
+
+/** In production: only loopback callers or the ops bearer token. Elsewhere: open. */
+export function opsAccess(config: Config): RequestHandler {
+  return (req: Request, _res, next) => {
+    if (!config.isProduction) return next();
+    const auth = req.headers.authorization;
+    const match = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
+    if (config.opsToken && match && tokenMatches(match[1]!, config.opsToken)) return next();
+    if (LOOPBACK.test(req.ip ?? '')) return next();
+    next(new AppError('forbidden'));
+  };
+}
+
+export function healthRouter({ config, lifecycle, probes, version }: HealthOptions): Router {
+  const router = Router();
+
+  router.get('/health', (_req, res) => {
+    noStore(res);
+    res.status(lifecycle.draining ? 503 : 200).json({ status: lifecycle.draining ? 'fail' : 'pass' });
+  });
+
+  router.get('/health/live', (_req, res) => {
+    noStore(res);
+    res.json({ status: 'pass' });
+  });
+
+  router.get('/health/ready', async (_req, res) => {
+    noStore(res);
+    if (lifecycle.draining) {
+      res.status(503).json({ status: 'fail', reason: 'draining' });
+      return;
+    }
+    const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
+    const ok = redis.ok && database.ok;
+    res.status(ok ? 200 : 503).json({ status: ok ? 'pass' : 'fail', checks: { redis: redis.ok, database: database.ok } });
+  });
+
+  router.get('/health/detailed', opsAccess(config), async (_req, res) => {
+    noStore(res);
+    const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
+    const memory = process.memoryUsage();
+    const now = new Date().toISOString();
+    const component = (name: string, r: typeof redis) => ({
+      componentType: 'datastore',
+      observedValue: r.latencyMs,
+      observedUnit: 'ms',
+      status: r.ok ? 'pass' : 'fail',
+      time: r.time,
+      ...(r.error ? { output: `${name} ${r.error}` } : {}),
+    });
+    const failed = lifecycle.draining || !redis.ok || !database.ok;
+    res
+      .status(failed ? 503 : 200)
+      .type('application/health+json')
+      .send(
+        JSON.stringify({
+          status: failed ? 'fail' : 'pass',
+          version,
+          serviceId: 'rampart',
+          checks: {
+            redis: [component('redis', redis)],
+            database: [component('database', database)],
+            'memory:rss': [{ componentType: 'system', observedValue: memory.rss, observedUnit: 'bytes', status: 'pass', time: now }],
+            'memory:heapUsed': [{ componentType: 'system', observedValue: memory.heapUsed, observedUnit: 'bytes', status: 'pass', time: now }],
+            'uptime': [{ componentType: 'system', observedValue: Math.round((Date.now() - lifecycle.startedAt) / 1000), observedUnit: 's', status: 'pass', time: now }],
+          },
+        }),
+      );
+  });
+
+  return rejectOtherMethods(router);
+}

@@ -1,0 +1,144 @@
+// The process: load config, connect dependencies, migrate, listen, signal readiness, and shut down
+// in order on SIGTERM (Docker, Kubernetes), SIGINT (PM2 reload/stop, Ctrl-C) or PM2's message.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp } from './app';
+import { ConfigError, loadConfig, type Config } from './config';
+import { createDependencies, type Dependencies } from './deps';
+import { migrate } from './lib/db/migrate';
+import { Lifecycle } from './lib/lifecycle';
+import { createLogger, type Logger } from './lib/logger';
+
+// How long the listener stays open after a signal, answering with Connection: close, so that the
+// load balancer sees /health fail and clients move their keep-alive connections elsewhere.
+const DRAIN_WINDOW_MS = Number(process.env.SHUTDOWN_DRAIN_MS ?? 1500);
+
+export interface RunningServer {
+  server: http.Server;
+  deps: Dependencies;
+  port: number;
+  shutdown(reason: string): Promise<void>;
+}
+
+function listen(server: http.Server, config: Config): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+export async function start(config: Config, logger: Logger): Promise<RunningServer> {
+  for (const warning of config.warnings) logger.warn(warning);
+  const deps = await createDependencies(config, logger);
+  try {
+    const applied = await migrate(deps.db);
+    if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
+  } catch (err) {
+    await deps.close();
+    throw err;
+  }
+
+  const lifecycle = new Lifecycle();
+  const app = createApp(deps, { lifecycle });
+  const server = http.createServer(app);
+  // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s),
+  // and headersTimeout above keepAliveTimeout as Node requires.
+  server.keepAliveTimeout = config.keepAliveTimeoutMs;
+  server.headersTimeout = config.headersTimeoutMs;
+  server.requestTimeout = Math.max(config.headersTimeoutMs, 60_000);
+  await listen(server, config);
+  const port = (server.address() as AddressInfo).port;
+  logger.info('listening', { port, env: config.env, store: deps.store.kind, database: deps.db.kind });
+
+  let shuttingDown: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    shuttingDown ??= (async () => {
+      logger.info('shutdown started', { reason });
+      lifecycle.beginDraining();
+      await new Promise((r) => setTimeout(r, DRAIN_WINDOW_MS));
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
+      if ((await Promise.race([closed, deadline])) === 'timeout') {
+        server.closeAllConnections();
+        throw new Error(`in-flight requests did not finish within ${config.shutdownTimeoutMs} ms`);
+      }
+      await deps.close();
+      logger.info('shutdown complete');
+    })();
+    return shuttingDown;
+  };
+
+  return { server, deps, port, shutdown };
+}
+
+function flushAndExit(logger: Logger, code: number): void {
+  logger.on('finish', () => process.exit(code));
+  logger.end();
+  setTimeout(() => process.exit(code), 1000).unref();
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  const logger = createLogger({ level: config.logLevel, json: config.isProduction, defaultMeta: { pid: process.pid } });
+
+  let running: RunningServer;
+  try {
+    running = await start(config, logger);
+  } catch (err) {
+    logger.error('start-up failed', { error: err });
+    flushAndExit(logger, 1);
+    return;
+  }
+
+  let signals = 0;
+  const onSignal = (reason: string) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.error('second shutdown request; exiting now', { reason });
+      flushAndExit(logger, 1);
+      return;
+    }
+    running.shutdown(reason).then(
+      () => flushAndExit(logger, 0),
+      (err: unknown) => {
+        logger.error('shutdown failed', { error: err });
+        flushAndExit(logger, 1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('message', (msg) => {
+    if (msg === 'shutdown') onSignal('pm2 shutdown message');
+  });
+  // A process that threw where nobody caught it is in an unknown state: log, then leave in order
+  // and let PM2, Docker or systemd start a fresh one.
+  process.on('uncaughtException', (err) => {
+    logger.error('uncaught exception', { error: err });
+    onSignal('uncaughtException');
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.error('unhandled rejection', { error: reason });
+    onSignal('unhandledRejection');
+  });
+
+  // PM2 (wait_ready) routes traffic to this worker only after this message.
+  process.send?.('ready');
+}
+
+if (require.main === module) {
+  void main();
+}
