@@ -9,9 +9,8 @@ export const CORS_EXPOSED_HEADERS = ['X-Request-Id', 'X-Cache', 'RateLimit', 'Ra
 
 export function corsPolicy(origins: readonly string[]): RequestHandler {
   const allowed = new Set(origins);
-  return cors({
-    // A function (not a list) so the answer is the echoed origin and Vary: Origin is always set.
-    origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin) ? origin : false),
+  const allowedOrigin = cors({
+    origin: (origin, callback) => callback(null, origin),
     methods: CORS_METHODS,
     allowedHeaders: CORS_ALLOWED_HEADERS,
     exposedHeaders: CORS_EXPOSED_HEADERS,
@@ -19,4 +18,19 @@ export function corsPolicy(origins: readonly string[]): RequestHandler {
     maxAge: 600,
     optionsSuccessStatus: 204,
   });
+  return (req, res, next) => {
+    // Every answer depends on Origin, allowed or not: shared caches must key on it.
+    res.vary('Origin');
+    const origin = req.headers.origin;
+    if (origin !== undefined && allowed.has(origin)) {
+      allowedOrigin(req, res, next);
+      return;
+    }
+    if (req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined) {
+      // A preflight from an origin that is not allowed: answered, but grants nothing.
+      res.status(204).end();
+      return;
+    }
+    next();
+  };
 }

@@ -1,0 +1,79 @@
+// A real app over real dependencies for supertest: its own Redis key prefix and its own
+// PostgreSQL database when the services are configured, the embedded defaults otherwise.
+import type { Express } from 'express';
+import Redis from 'ioredis';
+import { createApp, type AppOptions } from '../../src/app';
+import { loadConfig, type Config, type Env } from '../../src/config';
+import { createDependencies, type Dependencies } from '../../src/deps';
+import { migrate } from '../../src/lib/db/migrate';
+import { createTestDatabase, type TestDatabase } from './database';
+import { captureLogger, type CapturedLogger } from './log-capture';
+import { DATABASE_URL, REDIS_URL, uniqueSuffix } from './services';
+
+export interface TestContext {
+  app: Express;
+  deps: Dependencies;
+  config: Config;
+  log: CapturedLogger;
+  keyPrefix: string;
+  close(): Promise<void>;
+}
+
+export interface TestContextOptions {
+  env?: Env;
+  app?: AppOptions;
+  /** Share a database with another context (two app instances, one database). */
+  databaseUrl?: string;
+  keyPrefix?: string;
+}
+
+/** Deletes every key under a prefix (test clean-up). */
+export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      if (keys.length > 0) await client.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function createTestContext(options: TestContextOptions = {}): Promise<TestContext> {
+  let database: TestDatabase | undefined;
+  let databaseUrl = options.databaseUrl;
+  if (!databaseUrl && DATABASE_URL) {
+    database = await createTestDatabase();
+    databaseUrl = database.url;
+  }
+  const env: Env = {
+    NODE_ENV: 'test',
+    LOG_LEVEL: 'debug',
+    ENABLE_DIAGNOSTIC_ROUTES: 'true',
+    REDIS_URL,
+    DATABASE_URL: databaseUrl,
+    ...options.env,
+  };
+  const config = loadConfig(env);
+  const log = captureLogger(config.logLevel);
+  const keyPrefix = options.keyPrefix ?? `rampart:test:${uniqueSuffix()}:`;
+  const deps = await createDependencies(config, log.logger, { keyPrefix });
+  await migrate(deps.db);
+  const app = createApp(deps, options.app);
+  return {
+    app,
+    deps,
+    config,
+    log,
+    keyPrefix,
+    async close() {
+      await deps.close();
+      if (config.redisUrl) await deleteRedisPrefix(config.redisUrl, keyPrefix);
+      await database?.drop();
+    },
+  };
+}

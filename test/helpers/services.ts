@@ -1,0 +1,15 @@
+// Which real services this run has. Outside CI, unset variables mean "use the embedded defaults";
+// in CI both must be set, so a misconfigured CI cannot quietly test the stand-ins only.
+export const REDIS_URL = process.env.REDIS_URL || undefined;
+export const DATABASE_URL = process.env.DATABASE_URL || undefined;
+
+if (process.env.CI && (!REDIS_URL || !DATABASE_URL)) {
+  throw new Error('CI must set REDIS_URL and DATABASE_URL: the tests must exercise the real services');
+}
+
+export const NO_REDIS_REASON = 'skipped: REDIS_URL not set (runs against real Redis in CI)';
+export const NO_DATABASE_REASON = 'skipped: DATABASE_URL not set (runs against real PostgreSQL in CI)';
+
+export function uniqueSuffix(): string {
+  return `${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
+}

@@ -1,0 +1,259 @@
+// The HTTP conventions of API.md, against a real app over the configured stores and database.
+import { gzipSync } from 'node:zlib';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestContext, type TestContext } from '../helpers/app';
+
+const ORIGIN = 'https://app.example.com';
+let ctx: TestContext;
+
+beforeAll(async () => {
+  ctx = await createTestContext({ env: { CORS_ORIGINS: `${ORIGIN},http://localhost:5173`, BODY_LIMIT: '2kb' } });
+});
+afterAll(async () => ctx?.close());
+
+function expectEnvelope(res: request.Response, status: number, code: string): void {
+  expect(res.status).toBe(status);
+  expect(res.headers['content-type']).toMatch(/^application\/json; charset=utf-8/);
+  expect(res.body.error.code).toBe(code);
+  expect(typeof res.body.error.message).toBe('string');
+  expect(res.body.error.requestId).toBe(res.headers['x-request-id']);
+  const text = JSON.stringify(res.body);
+  expect(text).not.toMatch(/\n\s+at |\.ts:\d|\/src\/|node_modules|"stack"/);
+}
+
+const SECURITY_HEADERS = [
+  'content-security-policy',
+  'strict-transport-security',
+  'x-content-type-options',
+  'x-frame-options',
+  'referrer-policy',
+  'cross-origin-opener-policy',
+  'cross-origin-resource-policy',
+];
+
+function expectSecurityHeaders(res: request.Response): void {
+  for (const name of SECURITY_HEADERS) expect(res.headers[name], name).toBeDefined();
+  expect(res.headers['x-content-type-options']).toBe('nosniff');
+  expect(res.headers['x-powered-by']).toBeUndefined();
+}
+
+describe('security headers', () => {
+  it.each([
+    ['GET', '/health', 200],
+    ['GET', '/api/v1/items', 200],
+    ['GET', '/api/v1/nope', 404],
+    ['DELETE', '/health', 405],
+    ['GET', '/api/v1/_diag/boom', 500],
+  ])('%s %s (%i) carries them', async (method, path, status) => {
+    const res = await request(ctx.app)[method.toLowerCase() as 'get'](path);
+    expect(res.status).toBe(status);
+    expectSecurityHeaders(res);
+  });
+
+  it('uses a CSP that loads nothing', async () => {
+    const res = await request(ctx.app).get('/health');
+    expect(res.headers['content-security-policy']).toContain("default-src 'none'");
+    expect(res.headers['content-security-policy']).toContain("frame-ancestors 'none'");
+  });
+});
+
+describe('CORS', () => {
+  it('echoes an allowed origin with Vary: Origin and exposes the contract headers', async () => {
+    const res = await request(ctx.app).get('/api/v1/items').set('Origin', ORIGIN);
+    expect(res.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(res.headers.vary).toMatch(/Origin/);
+    expect(res.headers['access-control-allow-credentials']).toBeUndefined();
+    const exposed = String(res.headers['access-control-expose-headers']);
+    for (const h of ['X-Request-Id', 'X-Cache', 'RateLimit', 'RateLimit-Policy', 'Retry-After']) expect(exposed).toContain(h);
+  });
+
+  it.each([
+    ['a foreign origin', 'https://evil.example.net'],
+    ['the null origin', 'null'],
+    ['a suffix trick', 'https://app.example.com.evil.net'],
+    ['a prefix trick', 'https://evilapp.example.com'],
+    ['another scheme', 'http://app.example.com'],
+    ['another port', 'https://app.example.com:8443'],
+  ])('gives %s no Access-Control-Allow-Origin', async (_name, origin) => {
+    const res = await request(ctx.app).get('/api/v1/items').set('Origin', origin);
+    expect(res.status).toBe(200);
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('answers a preflight with 204 and the allowed methods and headers', async () => {
+    const res = await request(ctx.app)
+      .options('/api/v1/items')
+      .set('Origin', ORIGIN)
+      .set('Access-Control-Request-Method', 'POST')
+      .set('Access-Control-Request-Headers', 'Authorization, Content-Type');
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBe(ORIGIN);
+    expect(res.headers['access-control-allow-methods']).toBe('GET,POST,PATCH,DELETE');
+    expect(res.headers['access-control-allow-headers']).toBe('Authorization,Content-Type,X-Request-Id');
+  });
+
+  it('answers a foreign preflight without allowing it', async () => {
+    const res = await request(ctx.app).options('/api/v1/items').set('Origin', 'https://evil.example.net').set('Access-Control-Request-Method', 'DELETE');
+    expect(res.status).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});
+
+describe('error envelopes', () => {
+  it('400 invalid_json for broken JSON', async () => {
+    const res = await request(ctx.app).post('/api/v1/items').set('Content-Type', 'application/json').send('{"name": ');
+    expectEnvelope(res, 400, 'invalid_json');
+  });
+
+  it.each(['"just a string"', '42', 'null', 'true'])('400 invalid_json for the bare scalar %s', async (body) => {
+    const res = await request(ctx.app).post('/api/v1/items').set('Content-Type', 'application/json').send(body);
+    expectEnvelope(res, 400, 'invalid_json');
+  });
+
+  it('413 payload_too_large over BODY_LIMIT', async () => {
+    const res = await request(ctx.app).post('/api/v1/items').send({ name: 'x'.repeat(4096) });
+    expectEnvelope(res, 413, 'payload_too_large');
+  });
+
+  it('applies the limit to the inflated size of a gzip body', async () => {
+    const body = gzipSync(JSON.stringify({ name: 'x'.repeat(50_000) }));
+    expect(body.length).toBeLessThan(2048);
+    const res = await request(ctx.app)
+      .post('/api/v1/_diag/boom')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .serialize((b: unknown) => b as string) // send the bytes as they are
+      .send(body);
+    expectEnvelope(res, 413, 'payload_too_large');
+  });
+
+  it('accepts a gzip body within the limit', async () => {
+    const body = gzipSync(JSON.stringify({ name: 'small' }));
+    // A route that reads the body: PUT on a GET-only path still parses first, then answers 405.
+    const res = await request(ctx.app)
+      .put('/api/v1/items')
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .serialize((b: unknown) => b as string) // send the bytes as they are
+      .send(body);
+    expectEnvelope(res, 405, 'method_not_allowed');
+  });
+
+  it('415 for an unsupported Content-Encoding', async () => {
+    const res = await request(ctx.app).post('/api/v1/items').set('Content-Type', 'application/json').set('Content-Encoding', 'x-squash').send('{}');
+    expectEnvelope(res, 415, 'unsupported_media_type');
+  });
+
+  it.each(['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml'])(
+    '415 unsupported_media_type for %s',
+    async (type) => {
+      const res = await request(ctx.app).post('/api/v1/items').set('Content-Type', type).send('name=x');
+      expectEnvelope(res, 415, 'unsupported_media_type');
+    },
+  );
+
+  it('415 for a body without any Content-Type', async () => {
+    const res = await request(ctx.app).post('/api/v1/items').set('Content-Length', '2').send(Buffer.from('{}'));
+    expectEnvelope(res, 415, 'unsupported_media_type');
+  });
+
+  it('422 validation_failed lists every failing field', async () => {
+    const res = await request(ctx.app).get('/api/v1/items?page=0&limit=101&sort=owner');
+    expectEnvelope(res, 422, 'validation_failed');
+    const fields = res.body.error.details.map((d: { field: string; location: string }) => `${d.location}:${d.field}`);
+    expect(fields.sort()).toEqual(['query:limit', 'query:page', 'query:sort']);
+  });
+
+  it('422 for a malformed id', async () => {
+    const res = await request(ctx.app).get('/api/v1/items/not-a-uuid');
+    expectEnvelope(res, 422, 'validation_failed');
+    expect(res.body.error.details).toEqual([{ field: 'id', location: 'params', message: 'must be a UUID' }]);
+  });
+
+  it('404 not_found for an unknown route and an absent resource', async () => {
+    expectEnvelope(await request(ctx.app).get('/api/v1/nothing-here'), 404, 'not_found');
+    expectEnvelope(await request(ctx.app).get('/nothing'), 404, 'not_found');
+    expectEnvelope(await request(ctx.app).get('/api/v1/items/7d3f6b1e-2c55-4e57-9f5d-3f5b1f0d8a11'), 404, 'not_found');
+  });
+
+  it('405 method_not_allowed with Allow on a known path', async () => {
+    const res = await request(ctx.app).put('/api/v1/items');
+    expectEnvelope(res, 405, 'method_not_allowed');
+    expect(res.headers.allow).toBe('GET, HEAD');
+    const health = await request(ctx.app).delete('/health');
+    expectEnvelope(health, 405, 'method_not_allowed');
+    expect(health.headers.allow).toBe('GET, HEAD');
+  });
+
+  it('400 for a malformed percent-escape in the path', async () => {
+    const res = await request(ctx.app).get('/api/v1/items/%E0%A4%A');
+    expectEnvelope(res, 400, 'bad_request');
+  });
+
+  it('500 internal_error with the generic message only, and the process carries on', async () => {
+    const res = await request(ctx.app).get('/api/v1/_diag/boom');
+    expectEnvelope(res, 500, 'internal_error');
+    expect(res.body.error.message).toBe('Internal server error');
+    expect(JSON.stringify(res.body)).not.toMatch(/hunter2|secret|\/srv\//);
+    expect(res.headers['cache-control']).toBe('no-store');
+    // The error was logged with its stack for operators.
+    const line = ctx.log.lines.map((l) => JSON.parse(l)).find((l) => l.message === 'request failed' && l.requestId === res.body.error.requestId);
+    expect(line?.error?.stack).toMatch(/diagnostic failure/);
+    expect((await request(ctx.app).get('/health')).status).toBe(200);
+  });
+});
+
+describe('request id', () => {
+  it('generates a UUID when none is sent', async () => {
+    const res = await request(ctx.app).get('/health');
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+  });
+
+  it.each(['abc-123', 'trace.id_42', '2b0c1f9e-7c1a-4b8e-9d6f-3f2a1c0b9e8d', 'x'.repeat(128)])('echoes the well-formed id %s', async (id) => {
+    const res = await request(ctx.app).get('/api/v1/items').set('X-Request-Id', id);
+    expect(res.headers['x-request-id']).toBe(id);
+  });
+
+  it.each([
+    ['oversized', 'x'.repeat(129)],
+    ['spaces', 'a b'],
+    ['a header injection attempt', 'abc%0d%0aSet-Cookie:x=1'],
+    ['quotes and angle brackets', '<script>"x"</script>'],
+    ['unicode', 'idé'],
+  ])('replaces an id with %s', async (_name, id) => {
+    const res = await request(ctx.app).get('/api/v1/nope').set('X-Request-Id', id);
+    expect(res.headers['x-request-id']).not.toBe(id);
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(res.body.error.requestId).toBe(res.headers['x-request-id']);
+  });
+
+  it('puts the id on the log lines of the request', async () => {
+    const res = await request(ctx.app).get('/api/v1/items').set('X-Request-Id', 'log-correlation-1');
+    expect(res.status).toBe(200);
+    const lines = ctx.log.lines.map((l) => JSON.parse(l)).filter((l) => l.requestId === 'log-correlation-1');
+    expect(lines.some((l) => l.message === 'request completed' && l.status === 200)).toBe(true);
+  });
+});
+
+describe('compression', () => {
+  it('compresses large JSON but does not hold back event streams', async () => {
+    const { responseCompression } = await import('../../src/middleware/compression');
+    const express = (await import('express')).default;
+    const app = express();
+    app.use(responseCompression());
+    app.get('/events', (_req, res) => {
+      res.setHeader('Content-Type', 'text/event-stream');
+      res.write(`data: ${'x'.repeat(2000)}\n\n`);
+      res.end();
+    });
+    app.get('/big', (_req, res) => {
+      res.json({ data: 'y'.repeat(2000) });
+    });
+    const events = await request(app).get('/events').set('Accept-Encoding', 'gzip');
+    expect(events.headers['content-encoding']).toBeUndefined();
+    const big = await request(app).get('/big').set('Accept-Encoding', 'gzip');
+    expect(big.headers['content-encoding']).toBe('gzip');
+    expect(big.body.data).toHaveLength(2000);
+  });
+});
