@@ -2,6 +2,7 @@
 // Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
 // middleware, the error handler last.
 import express, { type Express } from 'express';
+import onHeaders from 'on-headers';
 import type { Dependencies } from './deps';
 import { Lifecycle } from './lib/lifecycle';
 import { accessLog } from './middleware/access-log';
@@ -38,8 +39,11 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
 
   app.use(requestId());
   app.use((_req, res, next) => {
-    // While draining, every response asks the client (or nginx) to reconnect elsewhere.
-    if (lifecycle.draining) res.setHeader('Connection', 'close');
+    // While draining, every response asks the client (or nginx) to reconnect elsewhere; decided
+    // when headers go out, so requests already in flight when the signal came are covered too.
+    onHeaders(res, () => {
+      if (lifecycle.draining) res.setHeader('Connection', 'close');
+    });
     next();
   });
   app.use(securityHeaders());

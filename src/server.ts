@@ -4,14 +4,10 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
-import { createDependencies, type Dependencies } from './deps';
+import { createDependencies, type Dependencies, type DependencyOptions } from './deps';
 import { migrate } from './lib/db/migrate';
 import { Lifecycle } from './lib/lifecycle';
 import { createLogger, type Logger } from './lib/logger';
-
-// How long the listener stays open after a signal, answering with Connection: close, so that the
-// load balancer sees /health fail and clients move their keep-alive connections elsewhere.
-const DRAIN_WINDOW_MS = Number(process.env.SHUTDOWN_DRAIN_MS ?? 1500);
 
 export interface RunningServer {
   server: http.Server;
@@ -30,9 +26,9 @@ function listen(server: http.Server, config: Config): Promise<void> {
   });
 }
 
-export async function start(config: Config, logger: Logger): Promise<RunningServer> {
+export async function start(config: Config, logger: Logger, options: DependencyOptions = {}): Promise<RunningServer> {
   for (const warning of config.warnings) logger.warn(warning);
-  const deps = await createDependencies(config, logger);
+  const deps = await createDependencies(config, logger, options);
   try {
     const applied = await migrate(deps.db);
     if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
@@ -58,11 +54,17 @@ export async function start(config: Config, logger: Logger): Promise<RunningServ
     shuttingDown ??= (async () => {
       logger.info('shutdown started', { reason });
       lifecycle.beginDraining();
-      await new Promise((r) => setTimeout(r, DRAIN_WINDOW_MS));
+      // Keep listening a moment, answering with Connection: close, so the load balancer sees
+      // /health fail and clients move their keep-alive connections elsewhere.
+      await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      // close() drops the sockets idle right now; keep sweeping for those that become idle later.
       server.closeIdleConnections();
+      const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+      void closed.finally(() => clearInterval(sweeper));
       const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
       if ((await Promise.race([closed, deadline])) === 'timeout') {
+        clearInterval(sweeper);
         server.closeAllConnections();
         throw new Error(`in-flight requests did not finish within ${config.shutdownTimeoutMs} ms`);
       }

@@ -80,6 +80,7 @@ const envSchema = z.object({
   OPS_TOKEN: z.string().optional(),
   ENABLE_DIAGNOSTIC_ROUTES: from(parseBoolean).default(false),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
+  SHUTDOWN_DRAIN_MS: integer(0, 60_000).default(1500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   // Above nginx's upstream keepalive_timeout (60 s) so the proxy, not Node, closes idle sockets.
   KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
@@ -114,6 +115,8 @@ export interface Config {
   readonly opsToken: string | undefined;
   readonly enableDiagnosticRoutes: boolean;
   readonly shutdownTimeoutMs: number;
+  /** After a signal: keep listening this long, answering with Connection: close, before closing. */
+  readonly shutdownDrainMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly keepAliveTimeoutMs: number;
   readonly headersTimeoutMs: number;
@@ -259,6 +262,7 @@ export function loadConfig(env: Env = process.env): Config {
     opsToken: e.OPS_TOKEN,
     enableDiagnosticRoutes: e.ENABLE_DIAGNOSTIC_ROUTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     logLevel: e.LOG_LEVEL,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
     headersTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS + 1000,

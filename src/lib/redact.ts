@@ -13,13 +13,16 @@ const JWT = /eyJ[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g;
 const AUTH_SCHEME = /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+/gi;
 // URLs with userinfo (redis://:pass@host, postgres://user:pass@host).
 const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):([^/\s@]*)@/gi;
+// "password=..." or "token: ..." inside free text (error messages, SQL errors, URLs).
+const INLINE_SECRET = /\b(pass(?:word|wd)?|secret|token|api[-_]?key)(\s*[=:]\s*)([^\s&"',;]+)/gi;
 
 export function redactString(value: string): string {
   if (value.length < 8) return value;
   return value
     .replace(JWT, REDACTED)
     .replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} ${REDACTED}`)
-    .replace(URL_USERINFO, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
+    .replace(URL_USERINFO, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`)
+    .replace(INLINE_SECRET, (_m, name: string, sep: string) => `${name}${sep}${REDACTED}`);
 }
 
 /** Redacts credential-bearing parameters from a URL path with query, e.g. /reset?token=abc. */

@@ -1,7 +1,9 @@
 // The HTTP conventions of API.md, against a real app over the configured stores and database.
 import { gzipSync } from 'node:zlib';
+import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { responseCompression } from '../../src/middleware/compression';
 import { createTestContext, type TestContext } from '../helpers/app';
 
 const ORIGIN = 'https://app.example.com';
@@ -238,8 +240,6 @@ describe('request id', () => {
 
 describe('compression', () => {
   it('compresses large JSON but does not hold back event streams', async () => {
-    const { responseCompression } = await import('../../src/middleware/compression');
-    const express = (await import('express')).default;
     const app = express();
     app.use(responseCompression());
     app.get('/events', (_req, res) => {

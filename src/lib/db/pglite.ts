@@ -2,6 +2,7 @@
 // Costs a few seconds and several hundred MB at start: a convenience, never a production store.
 import type { PGlite } from '@electric-sql/pglite';
 import { INT8_OID, parseInt8, type Database, type QueryResult, type Queryable } from './types';
+import { measureMs } from '../timeout';
 
 type PGliteLike = Pick<PGlite, 'query' | 'exec'>;
 
@@ -27,11 +28,7 @@ export async function createPglite(): Promise<Database> {
     query: base.query,
     exec: base.exec,
     transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
-    async ping(): Promise<number> {
-      const started = performance.now();
-      await db.query('SELECT 1');
-      return performance.now() - started;
-    },
+    ping: () => measureMs(() => db.query('SELECT 1')),
     async close(): Promise<void> {
       await db.close();
     },

@@ -4,6 +4,7 @@
 import pg from 'pg';
 import type { Logger } from '../logger';
 import { INT8_OID, parseInt8, type Database, type QueryResult, type Queryable } from './types';
+import { measureMs } from '../timeout';
 
 export interface PostgresOptions {
   url: string;
@@ -65,11 +66,7 @@ export function createPostgres({ url, poolMax, statementTimeoutMs, logger }: Pos
         client.release(broken instanceof Error ? broken : undefined);
       }
     },
-    async ping(): Promise<number> {
-      const started = performance.now();
-      await pool.query('SELECT 1');
-      return performance.now() - started;
-    },
+    ping: () => measureMs(() => pool.query('SELECT 1')),
     async close(): Promise<void> {
       await pool.end();
     },

@@ -1,0 +1,118 @@
+// Health endpoints: what load balancers and orchestrators see, with dependencies up and down.
+import express from 'express';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config';
+import { errorHandler } from '../../src/middleware/error-handler';
+import { opsAccess } from '../../src/modules/health/routes';
+import { createTestContext, type TestContext } from '../helpers/app';
+import { captureLogger } from '../helpers/log-capture';
+import { freePort } from '../helpers/redis-server';
+
+describe('with dependencies up', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext();
+  });
+  afterAll(async () => ctx?.close());
+
+  it('/health passes without touching a dependency, and is not cacheable', async () => {
+    const res = await request(ctx.app).get('/health');
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual({ status: 'pass' });
+    expect(res.headers['cache-control']).toBe('no-store');
+  });
+
+  it('/health/live and /health/ready pass', async () => {
+    expect((await request(ctx.app).get('/health/live')).body).toEqual({ status: 'pass' });
+    const ready = await request(ctx.app).get('/health/ready');
+    expect(ready.status).toBe(200);
+    expect(ready.headers['cache-control']).toBe('no-store');
+  });
+
+  it('/health/detailed reports redis and database in the health+json shape', async () => {
+    const res = await request(ctx.app).get('/health/detailed');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/health\+json/);
+    expect(res.headers['cache-control']).toBe('no-store');
+    const body = JSON.parse(res.text);
+    expect(body.status).toBe('pass');
+    expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
+    for (const name of ['redis', 'database']) {
+      expect(body.checks[name][0]).toMatchObject({ status: 'pass', observedUnit: 'ms' });
+      expect(typeof body.checks[name][0].observedValue).toBe('number');
+    }
+  });
+
+  it('is not rate limited, logged or compressed like the API', async () => {
+    const res = await request(ctx.app).get('/health').set('Accept-Encoding', 'gzip');
+    expect(res.headers.ratelimit).toBeUndefined();
+    expect(res.headers['content-encoding']).toBeUndefined();
+  });
+});
+
+describe('with Redis down', () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    const port = await freePort();
+    ctx = await createTestContext({ env: { REDIS_URL: `redis://127.0.0.1:${port}` } });
+  });
+  afterAll(async () => ctx?.close());
+
+  it('/health and /health/live still pass (a restart cannot fix Redis)', async () => {
+    expect((await request(ctx.app).get('/health')).status).toBe(200);
+    expect((await request(ctx.app).get('/health/live')).status).toBe(200);
+  });
+
+  it('/health/ready and /health/detailed fail fast with 503', async () => {
+    const t0 = Date.now();
+    const ready = await request(ctx.app).get('/health/ready');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatchObject({ status: 'fail', checks: { redis: false, database: true } });
+    const detailed = await request(ctx.app).get('/health/detailed');
+    expect(detailed.status).toBe(503);
+    const body = JSON.parse(detailed.text);
+    expect(body.status).toBe('fail');
+    expect(body.checks.redis[0].status).toBe('fail');
+    expect(body.checks.database[0].status).toBe('pass');
+    expect(detailed.text).not.toMatch(/127\.0\.0\.1|redis:\/\//);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('public reads that need no Redis still work', async () => {
+    expect((await request(ctx.app).get('/api/v1/items')).status).toBe(200);
+  });
+});
+
+describe('ops access in production', () => {
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    REDIS_URL: 'redis://127.0.0.1:6379',
+    DATABASE_URL: 'postgres://postgres@127.0.0.1/test',
+    JWT_ACCESS_SECRET: 'a'.repeat(32),
+    JWT_REFRESH_SECRET: 'b'.repeat(32),
+    CORS_ORIGINS: '',
+    TRUST_PROXY: 'loopback',
+    OPS_TOKEN: 'ops-token-0123456789-0123456789-xyz',
+  });
+  const app = express();
+  app.set('trust proxy', config.trustProxy);
+  app.get('/ops', opsAccess(config), (_req, res) => void res.json({ ok: true }));
+  app.use(errorHandler(captureLogger().logger));
+
+  it('lets loopback callers in', async () => {
+    expect((await request(app).get('/ops')).status).toBe(200);
+  });
+
+  it('refuses other addresses without the token, and with a wrong one', async () => {
+    const res = await request(app).get('/ops').set('X-Forwarded-For', '203.0.113.9');
+    expect(res.status).toBe(403);
+    expect(res.body.error.code).toBe('forbidden');
+    expect((await request(app).get('/ops').set('X-Forwarded-For', '203.0.113.9').set('Authorization', 'Bearer nope')).status).toBe(403);
+  });
+
+  it('lets the ops bearer token in from anywhere', async () => {
+    const res = await request(app).get('/ops').set('X-Forwarded-For', '203.0.113.9').set('Authorization', `Bearer ${config.opsToken}`);
+    expect(res.status).toBe(200);
+  });
+});

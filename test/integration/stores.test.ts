@@ -1,0 +1,199 @@
+// The KeyValueStore contract, run against the in-process store and real Redis, and the Redis
+// client's failure behaviour: down, hanging, restarted.
+import Redis from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
+import { MemoryStore } from '../../src/lib/store/memory-store';
+import { RedisStore } from '../../src/lib/store/redis-store';
+import type { KeyValueStore } from '../../src/lib/store/types';
+import { deleteRedisPrefix } from '../helpers/app';
+import { captureLogger } from '../helpers/log-capture';
+import { blackHole, freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, TestRedisServer } from '../helpers/redis-server';
+import { NO_REDIS_REASON, REDIS_URL, uniqueSuffix } from '../helpers/services';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const { logger } = captureLogger();
+
+function storeContract(name: string, make: () => Promise<{ store: KeyValueStore; other: KeyValueStore; cleanup(): Promise<void> }>) {
+  describe(name, () => {
+    let store: KeyValueStore;
+    let other: KeyValueStore;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      ({ store, other, cleanup } = await make());
+    });
+    afterAll(async () => cleanup?.());
+
+    it('gets, sets and deletes', async () => {
+      expect(await store.get('k1')).toBeNull();
+      await store.set('k1', 'v1', 10_000);
+      expect(await store.get('k1')).toBe('v1');
+      expect(await store.del(['k1', 'missing'])).toBe(1);
+      expect(await store.get('k1')).toBeNull();
+    });
+
+    it('expires values after their TTL', async () => {
+      await store.set('short', 'x', 60);
+      expect(await store.get('short')).toBe('x');
+      await sleep(120);
+      expect(await store.get('short')).toBeNull();
+    });
+
+    it('reads several keys in one call, in order', async () => {
+      await store.set('m1', 'a', 10_000);
+      await store.set('m3', 'c', 10_000);
+      expect(await store.mget(['m1', 'm2', 'm3'])).toEqual(['a', null, 'c']);
+      expect(await store.mget([])).toEqual([]);
+    });
+
+    it('sets only when absent', async () => {
+      expect(await store.setIfAbsent('once', '1', 10_000)).toBe(true);
+      expect(await store.setIfAbsent('once', '2', 10_000)).toBe(false);
+      expect(await store.get('once')).toBe('1');
+    });
+
+    it('counts hits in a fixed window that resets', async () => {
+      const first = await store.hit('window', 150);
+      expect(first.count).toBe(1);
+      expect(first.resetInMs).toBeGreaterThan(0);
+      expect(first.resetInMs).toBeLessThanOrEqual(150);
+      expect((await store.hit('window', 150)).count).toBe(2);
+      await store.unhit('window');
+      expect((await store.hit('window', 150)).count).toBe(2);
+      await sleep(200);
+      expect((await store.hit('window', 150)).count).toBe(1);
+    });
+
+    it('never lets unhit create a key or go below zero', async () => {
+      await store.unhit('never-hit');
+      expect(await store.get('never-hit')).toBeNull();
+      await store.hit('floor', 10_000);
+      await store.unhit('floor');
+      await store.unhit('floor');
+      expect((await store.hit('floor', 10_000)).count).toBe(1);
+    });
+
+    it('counts concurrent hits exactly', async () => {
+      const results = await Promise.all(Array.from({ length: 50 }, () => store.hit('burst', 10_000)));
+      expect(results.map((r) => r.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+    });
+
+    it('keeps prefixes apart', async () => {
+      await store.set('shared-name', 'mine', 10_000);
+      expect(await other.get('shared-name')).toBeNull();
+    });
+
+    it('answers ping and reports ready', async () => {
+      expect(await store.ping()).toBeGreaterThanOrEqual(0);
+      expect(store.isReady()).toBe(true);
+    });
+  });
+}
+
+storeContract('MemoryStore', async () => {
+  const store = new MemoryStore('a:');
+  const other = new MemoryStore('b:');
+  return { store, other, cleanup: async () => void (await Promise.all([store.close(), other.close()])) };
+});
+
+describe.skipIf(!REDIS_URL)(`RedisStore on REDIS_URL${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
+  storeContract('contract', async () => {
+    const client = createRedisClient({ url: REDIS_URL!, role: 'test', commandTimeoutMs: 500, logger });
+    expect(await connectRedis(client, 2000)).toBe(true);
+    const prefix = `rampart:test:${uniqueSuffix()}:`;
+    const store = new RedisStore(client, `${prefix}a:`);
+    const other = new RedisStore(client, `${prefix}b:`);
+    return {
+      store,
+      other,
+      cleanup: async () => {
+        await closeRedis(client);
+        await deleteRedisPrefix(REDIS_URL!, prefix);
+      },
+    };
+  });
+
+  it('gives every counter an expiry (nothing lingers forever)', async () => {
+    const client = createRedisClient({ url: REDIS_URL!, role: 'test', commandTimeoutMs: 500, logger });
+    await connectRedis(client, 2000);
+    const prefix = `rampart:test:${uniqueSuffix()}:`;
+    const store = new RedisStore(client, prefix);
+    await store.hit('ttl', 60_000);
+    const raw = new Redis(REDIS_URL!);
+    const ttl = await raw.pttl(`${prefix}ttl`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+    raw.disconnect();
+    await closeRedis(client);
+    await deleteRedisPrefix(REDIS_URL!, prefix);
+  });
+});
+
+describe('Redis failure behaviour', () => {
+  it('fails fast when Redis is down at start-up, and start-up goes on', async () => {
+    const port = await freePort(); // nothing listens there
+    const client = createRedisClient({ url: `redis://127.0.0.1:${port}`, role: 'test', commandTimeoutMs: 200, logger });
+    const started = Date.now();
+    expect(await connectRedis(client, 300)).toBe(false);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const store = new RedisStore(client, 'x:');
+    const t0 = Date.now();
+    await expect(store.get('k')).rejects.toThrow();
+    await expect(store.hit('k', 1000)).rejects.toThrow();
+    expect(Date.now() - t0).toBeLessThan(500); // no offline queue, no retry loop
+    expect(store.isReady()).toBe(false);
+    await closeRedis(client);
+  });
+
+  it('bounds a command sent to a Redis that hangs by commandTimeout', async () => {
+    const hole = await blackHole();
+    const client = createRedisClient({ url: `redis://127.0.0.1:${hole.port}`, role: 'test', commandTimeoutMs: 150, logger });
+    // The TCP connect succeeds but the ready check never answers: the client never becomes ready.
+    expect(await connectRedis(client, 300)).toBe(false);
+    const store = new RedisStore(client, 'x:');
+    const t0 = Date.now();
+    await expect(store.ping()).rejects.toThrow();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await closeRedis(client);
+    await hole.close();
+  });
+
+  describe.skipIf(!HAS_REDIS_SERVER)(`with a Redis that restarts${HAS_REDIS_SERVER ? '' : ` [${NO_REDIS_SERVER_REASON}]`}`, () => {
+    let server: TestRedisServer;
+    beforeAll(async () => {
+      server = await TestRedisServer.create();
+    });
+    afterAll(async () => server?.stop());
+
+    it('fails fast while down and works again after it returns (scripts reloaded)', async () => {
+      const client = createRedisClient({ url: server.url, role: 'test', commandTimeoutMs: 200, logger });
+      expect(await connectRedis(client, 2000)).toBe(true);
+      const store = new RedisStore(client, 'restart:');
+      expect((await store.hit('n', 60_000)).count).toBe(1);
+
+      await server.stop();
+      const t0 = Date.now();
+      await expect(store.hit('n', 60_000)).rejects.toThrow();
+      expect(Date.now() - t0).toBeLessThan(500);
+
+      await server.start(); // a fresh server: data and script cache are empty
+      for (let i = 0; i < 100 && !store.isReady(); i++) await sleep(50);
+      expect(store.isReady()).toBe(true);
+      expect((await store.hit('n', 60_000)).count).toBe(1); // EVALSHA fell back to EVAL
+      expect((await store.hit('n', 60_000)).count).toBe(2);
+      await closeRedis(client);
+    });
+
+    it('recovers when Redis was down at start-up', async () => {
+      await server.stop();
+      const client = createRedisClient({ url: server.url, role: 'test', commandTimeoutMs: 200, logger });
+      expect(await connectRedis(client, 200)).toBe(false);
+      const store = new RedisStore(client, 'late:');
+      await expect(store.hit('n', 60_000)).rejects.toThrow();
+      await server.start();
+      for (let i = 0; i < 100 && !store.isReady(); i++) await sleep(50);
+      expect((await store.hit('n', 60_000)).count).toBe(1);
+      await closeRedis(client);
+    });
+  });
+});
