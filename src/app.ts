@@ -3,21 +3,28 @@
 // middleware, the error handler last.
 import express, { type Express } from 'express';
 import onHeaders from 'on-headers';
+import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
+import { AccessTokens } from './lib/access-tokens';
 import { Lifecycle } from './lib/lifecycle';
 import { accessLog } from './middleware/access-log';
 import { jsonBody, requireJsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
 import { corsPolicy } from './middleware/cors';
 import { errorHandler } from './middleware/error-handler';
+import { authenticate } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
+import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
 import { requestId } from './middleware/request-id';
 import { notFound } from './middleware/routing';
 import { securityHeaders } from './middleware/security-headers';
+import { authRouter } from './modules/auth/routes';
+import { Sessions } from './modules/auth/sessions';
 import { diagRouter } from './modules/diag/routes';
 import { createProbes, type Probes } from './modules/health/probes';
 import { healthRouter } from './modules/health/routes';
 import { itemsRouter } from './modules/items/routes';
+import { usersRouter } from './modules/users/routes';
 import { VERSION } from './version';
 
 export interface AppOptions {
@@ -50,12 +57,36 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
   app.use(accessLog(logger));
   app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(deps), version: VERSION }));
 
+  const tokens = new AccessTokens(config.jwt);
+  const sessions = new Sessions(deps.store, config.jwt);
+  const auth = authenticate({ tokens, sessions, logger });
+  const limiter = (name: string, scope: RateLimitScope, extra: Partial<LimiterOptions> = {}) =>
+    rateLimiter({ name, rule: config.rateLimits[scope], store: deps.store, logger, failOpen: false, ...extra });
+
   const api = express.Router();
   api.use(corsPolicy(config.corsOrigins));
   api.use(requireJsonBody());
   api.use(jsonBody(config.bodyLimitBytes));
   api.use(queryHardening(logger));
   api.use(responseCompression());
+  // The general limit fails open (availability of reads); the auth limits below fail closed.
+  api.use(limiter('api', 'API', { failOpen: true }));
+  api.use(
+    '/auth',
+    authRouter({
+      db: deps.db,
+      tokens,
+      sessions,
+      logger,
+      authenticate: auth,
+      limits: {
+        login: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true }),
+        register: limiter('register', 'REGISTER'),
+        refresh: limiter('refresh', 'REFRESH'),
+      },
+    }),
+  );
+  api.use('/users', usersRouter(deps.db, auth));
   api.use('/items', itemsRouter(deps.db));
   if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
   app.use('/api/v1', api);

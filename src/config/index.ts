@@ -69,6 +69,8 @@ const envSchema = z.object({
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   JWT_ACCESS_SECRET: z.string().optional(),
   JWT_REFRESH_SECRET: z.string().optional(),
+  // Earlier access-token secrets, still accepted (by kid) while tokens signed with them live.
+  JWT_ACCESS_PREVIOUS_SECRETS: z.string().optional(),
   JWT_ISSUER: z.string().min(1).default('rampart'),
   JWT_AUDIENCE: z.string().min(1).default('rampart-api'),
   JWT_ACCESS_TTL: from(parseDurationMs).default(15 * 60_000),
@@ -100,6 +102,7 @@ export interface Config {
   readonly databaseUrl: string | undefined;
   readonly jwt: {
     readonly accessSecret: string;
+    readonly previousAccessSecrets: readonly string[];
     readonly refreshSecret: string;
     /** True when the secrets were generated for this process (tokens die with it). */
     readonly generatedSecrets: boolean;
@@ -168,9 +171,18 @@ function productionProblems(env: Env): string[] {
   return problems;
 }
 
+function splitList(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
 /** Secrets are checked in every environment when given: a weak secret is never acceptable. */
 function secretProblems(env: Env): string[] {
   const problems: string[] = [];
+  splitList(env.JWT_ACCESS_PREVIOUS_SECRETS).forEach((secret, i) => {
+    if (Buffer.byteLength(secret, 'utf8') < MIN_SECRET_BYTES) {
+      problems.push(`JWT_ACCESS_PREVIOUS_SECRETS: entry ${i + 1} must be at least ${MIN_SECRET_BYTES} bytes`);
+    }
+  });
   for (const name of ['JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET'] as const) {
     const value = env[name];
     if (value !== undefined && value !== '' && Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
@@ -248,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: e.DATABASE_URL,
     jwt: Object.freeze({
       accessSecret,
+      previousAccessSecrets: Object.freeze(splitList(e.JWT_ACCESS_PREVIOUS_SECRETS)),
       refreshSecret,
       generatedSecrets,
       issuer: e.JWT_ISSUER,

@@ -59,6 +59,11 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     NODE_ENV: 'test',
     LOG_LEVEL: 'debug',
     ENABLE_DIAGNOSTIC_ROUTES: 'true',
+    // Tests send many requests from one address; rate-limit tests set their own limits.
+    RATE_LIMIT_API_MAX: '100000',
+    RATE_LIMIT_LOGIN_MAX: '100000',
+    RATE_LIMIT_REGISTER_MAX: '100000',
+    RATE_LIMIT_REFRESH_MAX: '100000',
     REDIS_URL,
     DATABASE_URL: databaseUrl,
     ...options.env,

@@ -52,6 +52,15 @@ function storeContract(name: string, make: () => Promise<{ store: KeyValueStore;
       expect(await store.get('once')).toBe('1');
     });
 
+    it('swaps only existing keys, and exactly one of concurrent swappers sees the original', async () => {
+      expect(await store.swapIfExists('absent', 'x', 10_000)).toBeNull();
+      expect(await store.get('absent')).toBeNull();
+      await store.set('token', 'active', 10_000);
+      const olds = await Promise.all(Array.from({ length: 20 }, (_, i) => store.swapIfExists('token', `used-${i}`, 10_000)));
+      expect(olds.filter((o) => o === 'active')).toHaveLength(1);
+      expect(olds.filter((o) => o?.startsWith('used-'))).toHaveLength(19);
+    });
+
     it('counts hits in a fixed window that resets', async () => {
       const first = await store.hit('window', 150);
       expect(first.count).toBe(1);
@@ -62,6 +71,16 @@ function storeContract(name: string, make: () => Promise<{ store: KeyValueStore;
       expect((await store.hit('window', 150)).count).toBe(2);
       await sleep(200);
       expect((await store.hit('window', 150)).count).toBe(1);
+    });
+
+    it('bumps a counter and renews its expiry each time', async () => {
+      expect(await store.bump('gen', 100)).toBe(1);
+      await sleep(60);
+      expect(await store.bump('gen', 100)).toBe(2);
+      await sleep(60);
+      expect(await store.get('gen')).toBe('2'); // still there: the second bump renewed it
+      await sleep(100);
+      expect(await store.get('gen')).toBeNull();
     });
 
     it('never lets unhit create a key or go below zero', async () => {

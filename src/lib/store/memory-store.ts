@@ -64,6 +64,15 @@ export class MemoryStore implements KeyValueStore {
     return true;
   }
 
+  async swapIfExists(key: string, value: string, ttlMs: number): Promise<string | null> {
+    this.assertOpen();
+    const entry = this.live(key);
+    if (!entry) return null;
+    const old = entry.value;
+    this.entries.set(this.prefix + key, { value, expiresAt: Date.now() + ttlMs });
+    return old;
+  }
+
   async del(keys: readonly string[]): Promise<number> {
     this.assertOpen();
     let removed = 0;
@@ -81,6 +90,13 @@ export class MemoryStore implements KeyValueStore {
     }
     entry.value = String(Number(entry.value) + 1);
     return { count: Number(entry.value), resetInMs: entry.expiresAt - now };
+  }
+
+  async bump(key: string, ttlMs: number): Promise<number> {
+    this.assertOpen();
+    const next = Number(this.live(key)?.value ?? 0) + 1;
+    this.entries.set(this.prefix + key, { value: String(next), expiresAt: Date.now() + ttlMs });
+    return next;
   }
 
   async unhit(key: string): Promise<void> {

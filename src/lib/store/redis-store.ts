@@ -21,7 +21,14 @@ local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count > 0 then redis.call('DECR', KEYS[1]) end
 return 0`;
 
+// INCR and always reset the expiry (a generation counter must outlive what it revokes).
+const BUMP_SCRIPT = `
+local n = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return n`;
+
 interface ScriptedRedis extends Redis {
+  rampartBump(key: string, ttlMs: number): Promise<number>;
   rampartHit(key: string, windowMs: number): Promise<[number, number]>;
   rampartUnhit(key: string): Promise<number>;
 }
@@ -38,6 +45,7 @@ export class RedisStore implements KeyValueStore {
     if (!('rampartHit' in client)) {
       client.defineCommand('rampartHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
       client.defineCommand('rampartUnhit', { numberOfKeys: 1, lua: UNHIT_SCRIPT });
+      client.defineCommand('rampartBump', { numberOfKeys: 1, lua: BUMP_SCRIPT });
     }
     this.redis = client as ScriptedRedis;
   }
@@ -64,6 +72,12 @@ export class RedisStore implements KeyValueStore {
     return result === 'OK';
   }
 
+  async swapIfExists(key: string, value: string, ttlMs: number): Promise<string | null> {
+    // SET ... XX GET (Redis 6.2+): one atomic command, so concurrent callers serialise on it.
+    const result = await this.redis.set(this.prefix + key, value, 'PX', Math.max(1, Math.ceil(ttlMs)), 'XX', 'GET');
+    return result;
+  }
+
   async del(keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0;
     return this.redis.del(...keys.map((k) => this.prefix + k));
@@ -72,6 +86,10 @@ export class RedisStore implements KeyValueStore {
   async hit(key: string, windowMs: number): Promise<WindowCount> {
     const [count, ttl] = await this.redis.rampartHit(this.prefix + key, Math.ceil(windowMs));
     return { count: Number(count), resetInMs: Number(ttl) };
+  }
+
+  async bump(key: string, ttlMs: number): Promise<number> {
+    return Number(await this.redis.rampartBump(this.prefix + key, Math.ceil(ttlMs)));
   }
 
   async unhit(key: string): Promise<void> {

@@ -20,9 +20,16 @@ export interface KeyValueStore {
   set(key: string, value: string, ttlMs: number): Promise<void>;
   /** Sets only when absent; true when this call created the key. */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
+  /**
+   * Replaces the value of an existing key and returns the old one, atomically; does nothing and
+   * returns null when the key does not exist. Of concurrent callers, exactly one sees the original.
+   */
+  swapIfExists(key: string, value: string, ttlMs: number): Promise<string | null>;
   del(keys: readonly string[]): Promise<number>;
   /** Atomically counts a hit in a fixed window that starts with the first hit. */
   hit(key: string, windowMs: number): Promise<WindowCount>;
+  /** Atomically increments a counter and (re)sets its expiry; returns the new value. */
+  bump(key: string, ttlMs: number): Promise<number>;
   /** Undoes one hit (express-rate-limit's skipSuccessfulRequests and friends). */
   unhit(key: string): Promise<void>;
   /** Round-trip time in ms; throws when the store cannot answer within its timeout. */

@@ -1,0 +1,115 @@
+// Per-route rate limits on express-rate-limit, counting in the shared KeyValueStore so that limits
+// hold across workers and hosts. Each limiter has its own store object and key prefix.
+// On a store failure a limiter either fails closed (503, auth routes: brute force must not get
+// through an outage) or open (the general limit: reads stay available), as DESIGN.md's policy says.
+import { createHash } from 'node:crypto';
+import type { Request, RequestHandler } from 'express';
+import { ipKeyGenerator, rateLimit, type IncrementResponse, type Options, type Store } from 'express-rate-limit';
+import type { RateLimitRule } from '../config';
+import { AppError, serviceUnavailable } from '../lib/errors';
+import type { Logger } from '../lib/logger';
+import type { KeyValueStore } from '../lib/store/types';
+
+/** express-rate-limit Store over KeyValueStore.hit: one atomic round trip per request. */
+export class SharedRateLimitStore implements Store {
+  readonly localKeys = false;
+  private windowMs = 60_000;
+
+  constructor(
+    private readonly kv: KeyValueStore,
+    readonly prefix: string,
+  ) {}
+
+  init(options: Options): void {
+    this.windowMs = options.windowMs;
+  }
+
+  async get(key: string): Promise<IncrementResponse | undefined> {
+    const value = await this.kv.get(this.prefix + key);
+    return value === null ? undefined : { totalHits: Number(value), resetTime: undefined };
+  }
+
+  async increment(key: string): Promise<IncrementResponse> {
+    const { count, resetInMs } = await this.kv.hit(this.prefix + key, this.windowMs);
+    return { totalHits: count, resetTime: new Date(Date.now() + resetInMs) };
+  }
+
+  async decrement(key: string): Promise<void> {
+    await this.kv.unhit(this.prefix + key);
+  }
+
+  async resetKey(key: string): Promise<void> {
+    await this.kv.del([this.prefix + key]);
+  }
+}
+
+/** Client IP as resolved through `trust proxy`, IPv6 grouped by /56 (one subscriber's block). */
+export function clientKey(req: Request): string {
+  return ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? 'unknown', 56);
+}
+
+/**
+ * Client IP plus the submitted email (hashed: no addresses in Redis), so that one attacker cannot
+ * lock a victim out from everywhere and one address cannot try many passwords on one account.
+ */
+export function clientAndEmailKey(req: Request): string {
+  const email = (req.body as { email?: unknown } | undefined)?.email;
+  const normalised = typeof email === 'string' ? email.trim().toLowerCase() : '';
+  return `${clientKey(req)}|${createHash('sha256').update(normalised).digest('base64url').slice(0, 22)}`;
+}
+
+export interface LimiterOptions {
+  /** Names the limiter in keys, headers, logs and metrics: "login", "api". */
+  name: string;
+  rule: RateLimitRule;
+  store: KeyValueStore;
+  logger: Logger;
+  /** true: let requests through when the store is down (logged); false: 503. */
+  failOpen: boolean;
+  /** Key for this request; the client IP by default. */
+  key?: (req: Request) => string;
+  /** Count only failed requests (status >= 400): e.g. login, where successes must not lock anyone out. */
+  countFailuresOnly?: boolean;
+  /** Called for every request refused with 429 (metrics). */
+  onLimited?: (name: string) => void;
+  /** Called when the store failed (metrics). */
+  onStoreError?: (name: string) => void;
+}
+
+export function rateLimiter(options: LimiterOptions): RequestHandler {
+  const { name, rule, logger, failOpen } = options;
+  const store = new SharedRateLimitStore(options.store, `rl:${name}:`);
+  const limiter = rateLimit({
+    windowMs: rule.windowMs,
+    limit: rule.max,
+    standardHeaders: 'draft-8',
+    legacyHeaders: false,
+    identifier: name,
+    store,
+    keyGenerator: options.key ?? clientKey,
+    skipSuccessfulRequests: options.countFailuresOnly ?? false,
+    // Errors are handled below, so that the failure policy is ours and every error is an envelope.
+    passOnStoreError: false,
+    handler: (_req, res, next) => {
+      options.onLimited?.(name);
+      res.setHeader('Cache-Control', 'no-store');
+      next(new AppError('rate_limited'));
+    },
+  });
+  return (req, res, next) => {
+    limiter(req, res, (err?: unknown) => {
+      if (err === undefined || err instanceof AppError) {
+        next(err);
+        return;
+      }
+      options.onStoreError?.(name);
+      if (failOpen) {
+        logger.warn('rate limit store unavailable; allowing request', { limiter: name, error: (err as Error).message });
+        next();
+        return;
+      }
+      logger.error('rate limit store unavailable; refusing request', { limiter: name, error: (err as Error).message });
+      next(serviceUnavailable(err));
+    });
+  };
+}

@@ -1,0 +1,156 @@
+// Sessions, refresh tokens and revocation, all in the shared store so they hold on every worker.
+//
+//   sess:{sid}   the session (refresh-token family): {uid, gen, expiresAt}; TTL = absolute cap
+//   rt:{hmac}    one refresh token: {state: active|used, sid, uid}; only an HMAC of the token is stored
+//   bl:{jti}     a logged-out access token, kept for its remaining lifetime
+//   ugen:{uid}   the user's session generation, bumped by logout-all: sessions of older generations
+//                are revoked. A counter, not a time, so that clocks of different hosts never matter.
+//
+// An access token is valid while its session exists, its jti is not blacklisted and its session's
+// generation is current: one MGET per authenticated request.
+import { createHmac, randomBytes, randomUUID, type KeyObject, createSecretKey } from 'node:crypto';
+import type { Config } from '../../config';
+import type { AccessClaims } from '../../lib/access-tokens';
+import { AppError, serviceUnavailable } from '../../lib/errors';
+import type { KeyValueStore } from '../../lib/store/types';
+
+interface SessionRecord {
+  uid: string;
+  gen: number;
+  expiresAt: number;
+}
+
+interface RefreshRecord {
+  state: 'active' | 'used';
+  sid: string;
+  uid?: string;
+}
+
+const REFRESH_TOKEN = /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\.([A-Za-z0-9_-]{43})$/;
+
+export class RefreshReuseError extends AppError {
+  constructor(
+    readonly sessionId: string,
+    readonly userId: string | undefined,
+  ) {
+    super('invalid_grant', { cause: new Error('refresh token reuse') });
+  }
+}
+
+/** Store failures become 503 with Retry-After: token state fails closed, and fast. */
+async function guard<T>(operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (err) {
+    throw err instanceof AppError ? err : serviceUnavailable(err);
+  }
+}
+
+function parse<T>(value: string | null | undefined): T | undefined {
+  if (value === null || value === undefined) return undefined;
+  try {
+    return JSON.parse(value) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A session survives logout-all only when created after it (its generation is current). */
+function isCurrent(session: SessionRecord, gen: string | null | undefined): boolean {
+  return session.gen >= Number(gen ?? 0);
+}
+
+export interface IssuedSession {
+  sessionId: string;
+  refreshToken: string;
+}
+
+export class Sessions {
+  private readonly hmacKey: KeyObject;
+
+  constructor(
+    private readonly kv: KeyValueStore,
+    private readonly jwt: Config['jwt'],
+  ) {
+    this.hmacKey = createSecretKey(Buffer.from(jwt.refreshSecret, 'utf8'));
+  }
+
+  private refreshKey(token: string): string {
+    return `rt:${createHmac('sha256', this.hmacKey).update(token).digest('base64url')}`;
+  }
+
+  private async issueRefresh(sid: string, uid: string, sessionExpiresAt: number): Promise<string> {
+    // The session id travels in the token so that a reused token names its family even after
+    // its own record was overwritten; the random part is what makes it unguessable.
+    const token = `${sid}.${randomBytes(32).toString('base64url')}`;
+    const ttl = Math.min(this.jwt.refreshTtlMs, sessionExpiresAt - Date.now());
+    const record: RefreshRecord = { state: 'active', sid, uid };
+    await this.kv.set(this.refreshKey(token), JSON.stringify(record), ttl);
+    return token;
+  }
+
+  async create(userId: string): Promise<IssuedSession> {
+    return guard(
+      (async () => {
+        const sessionId = randomUUID();
+        const gen = Number((await this.kv.get(`ugen:${userId}`)) ?? 0);
+        const session: SessionRecord = { uid: userId, gen, expiresAt: Date.now() + this.jwt.sessionMaxAgeMs };
+        await this.kv.set(`sess:${sessionId}`, JSON.stringify(session), this.jwt.sessionMaxAgeMs);
+        const refreshToken = await this.issueRefresh(sessionId, userId, session.expiresAt);
+        return { sessionId, refreshToken };
+      })(),
+    );
+  }
+
+  /**
+   * Exchanges a refresh token for a new one. Unknown, expired or revoked: invalid_grant.
+   * Already used: the whole family is revoked (RFC 9700 4.14.2) and RefreshReuseError thrown.
+   * Of concurrent calls with one token exactly one succeeds; the others are reuse.
+   */
+  async rotate(token: string): Promise<IssuedSession & { userId: string }> {
+    const match = REFRESH_TOKEN.exec(token);
+    if (!match) throw new AppError('invalid_grant');
+    const sid = match[1]!;
+    return guard(
+      (async () => {
+        // Read the session before claiming the token: a concurrent reuse revokes the family only
+        // after our claim, so the winner is never refused by the revocation its race caused.
+        const session = parse<SessionRecord>(await this.kv.get(`sess:${sid}`));
+        if (!session || session.expiresAt <= Date.now()) throw new AppError('invalid_grant');
+        if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) throw new AppError('invalid_grant');
+
+        const used: RefreshRecord = { state: 'used', sid, uid: session.uid };
+        const previous = parse<RefreshRecord>(
+          await this.kv.swapIfExists(this.refreshKey(token), JSON.stringify(used), session.expiresAt - Date.now()),
+        );
+        if (!previous || previous.sid !== sid) throw new AppError('invalid_grant');
+        if (previous.state === 'used') {
+          await this.kv.del([`sess:${sid}`]);
+          throw new RefreshReuseError(sid, session.uid);
+        }
+        const refreshToken = await this.issueRefresh(sid, session.uid, session.expiresAt);
+        return { sessionId: sid, refreshToken, userId: session.uid };
+      })(),
+    );
+  }
+
+  /** Logout: this access token and its whole session. */
+  async revoke(claims: AccessClaims): Promise<void> {
+    const remainingMs = claims.exp * 1000 - Date.now() + 10_000;
+    await guard(Promise.all([this.kv.set(`bl:${claims.jti}`, '1', Math.max(remainingMs, 1000)), this.kv.del([`sess:${claims.sid}`])]));
+  }
+
+  /** Logout-all: every session of the user existing now; sessions created afterwards work. */
+  async revokeAll(userId: string): Promise<void> {
+    // Outlives every session it revokes: each of those ends within sessionMaxAge from now.
+    await guard(this.kv.bump(`ugen:${userId}`, this.jwt.sessionMaxAgeMs));
+  }
+
+  /** True when the access token is still honoured. One round trip. */
+  async isActive(claims: AccessClaims): Promise<boolean> {
+    const [blacklisted, rawSession, gen] = await guard(this.kv.mget([`bl:${claims.jti}`, `sess:${claims.sid}`, `ugen:${claims.sub}`]));
+    if (blacklisted !== null) return false;
+    const session = parse<SessionRecord>(rawSession);
+    return session !== undefined && session.uid === claims.sub && isCurrent(session, gen);
+  }
+}
