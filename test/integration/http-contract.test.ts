@@ -183,6 +183,9 @@ describe('error envelopes', () => {
     const res = await request(ctx.app).put('/api/v1/items');
     expectEnvelope(res, 405, 'method_not_allowed');
     expect(res.headers.allow).toBe('GET, HEAD');
+    const me = await request(ctx.app).put('/api/v1/users/me');
+    expectEnvelope(me, 405, 'method_not_allowed');
+    expect(me.headers.allow).toBe('GET, PATCH, HEAD');
     const health = await request(ctx.app).delete('/health');
     expectEnvelope(health, 405, 'method_not_allowed');
     expect(health.headers.allow).toBe('GET, HEAD');
