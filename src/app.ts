@@ -7,6 +7,7 @@ import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
 import { AccessTokens } from './lib/access-tokens';
 import { Lifecycle } from './lib/lifecycle';
+import { createMetrics, type Metrics } from './lib/metrics';
 import { accessLog } from './middleware/access-log';
 import { jsonBody, requireJsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
@@ -16,6 +17,7 @@ import { authenticate } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
 import { requestId } from './middleware/request-id';
+import { ResponseCache } from './middleware/response-cache';
 import { notFound } from './middleware/routing';
 import { securityHeaders } from './middleware/security-headers';
 import { authRouter } from './modules/auth/routes';
@@ -30,6 +32,8 @@ import { VERSION } from './version';
 export interface AppOptions {
   lifecycle?: Lifecycle;
   probes?: Probes;
+  /** The process's metrics; a fresh registry per app by default (tests build several apps). */
+  metrics?: Metrics;
 }
 
 export function createApp(deps: Dependencies, options: AppOptions = {}): Express {
@@ -57,11 +61,21 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
   app.use(accessLog(logger));
   app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(deps), version: VERSION }));
 
+  const metrics = options.metrics ?? createMetrics();
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
-  const auth = authenticate({ tokens, sessions, logger });
+  const auth = authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
   const limiter = (name: string, scope: RateLimitScope, extra: Partial<LimiterOptions> = {}) =>
-    rateLimiter({ name, rule: config.rateLimits[scope], store: deps.store, logger, failOpen: false, ...extra });
+    rateLimiter({
+      name,
+      rule: config.rateLimits[scope],
+      store: deps.store,
+      logger,
+      failOpen: false,
+      onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
+      onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
+      ...extra,
+    });
 
   const api = express.Router();
   api.use(corsPolicy(config.corsOrigins));
@@ -87,7 +101,7 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
     }),
   );
   api.use('/users', usersRouter(deps.db, auth));
-  api.use('/items', itemsRouter(deps.db));
+  api.use('/items', itemsRouter(deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
   if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
   app.use('/api/v1', api);
 

@@ -46,18 +46,20 @@ export async function createDependencies(
     return client;
   };
 
+  let security: Redis | undefined;
   let store: KeyValueStore;
-  let cache: KeyValueStore;
   if (config.redisUrl) {
-    const security = await redisFor(config.redisUrl, 'security');
+    security = await redisFor(config.redisUrl, 'security');
     store = new RedisStore(security, prefix);
-    const cacheClient =
-      config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl
-        ? await redisFor(config.cacheRedisUrl, 'cache')
-        : security;
-    cache = new RedisStore(cacheClient, `${prefix}cache:`);
   } else {
     store = new MemoryStore(prefix);
+  }
+  // The cache may live in its own (evicting) Redis; with the same URL it shares the connection.
+  let cache: KeyValueStore;
+  if (config.cacheRedisUrl) {
+    const cacheClient = security && config.cacheRedisUrl === config.redisUrl ? security : await redisFor(config.cacheRedisUrl, 'cache');
+    cache = new RedisStore(cacheClient, `${prefix}cache:`);
+  } else {
     cache = new MemoryStore(`${prefix}cache:`);
   }
 

@@ -182,7 +182,7 @@ describe('error envelopes', () => {
   it('405 method_not_allowed with Allow on a known path', async () => {
     const res = await request(ctx.app).put('/api/v1/items');
     expectEnvelope(res, 405, 'method_not_allowed');
-    expect(res.headers.allow).toBe('GET, HEAD');
+    expect(res.headers.allow).toBe('GET, POST, HEAD');
     const me = await request(ctx.app).put('/api/v1/users/me');
     expectEnvelope(me, 405, 'method_not_allowed');
     expect(me.headers.allow).toBe('GET, PATCH, HEAD');

@@ -1,4 +1,5 @@
 // Items in PostgreSQL. Sorting comes from a fixed whitelist mapped to SQL here, never from input.
+import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../../lib/db';
 
 export interface Item {
@@ -87,4 +88,45 @@ export async function listItems(db: Queryable, q: ListQuery): Promise<{ items: I
 export async function findItem(db: Queryable, id: string): Promise<Item | undefined> {
   const { rows } = await db.query<ItemRow>(`SELECT ${COLUMNS} FROM items WHERE id = $1`, [id]);
   return rows[0] ? toItem(rows[0]) : undefined;
+}
+
+export interface ItemInput {
+  name?: string;
+  description?: string | null;
+  price?: number;
+  tags?: string[];
+}
+
+export async function insertItem(db: Queryable, ownerId: string, input: Required<Pick<ItemInput, 'name' | 'price'>> & ItemInput): Promise<Item> {
+  const { rows } = await db.query<ItemRow>(
+    `INSERT INTO items (id, owner_id, name, description, price, tags) VALUES ($1, $2, $3, $4, $5, $6)
+     RETURNING ${COLUMNS}`,
+    [randomUUID(), ownerId, input.name, input.description ?? null, input.price, input.tags ?? []],
+  );
+  return toItem(rows[0]!);
+}
+
+/** Applies the given fields only; returns undefined when the item does not exist. */
+export async function updateItem(db: Queryable, id: string, input: ItemInput): Promise<Item | undefined> {
+  const sets: string[] = [];
+  const params: unknown[] = [id];
+  for (const [column, value] of [
+    ['name', input.name],
+    ['description', input.description],
+    ['price', input.price],
+    ['tags', input.tags],
+  ] as const) {
+    if (value === undefined) continue;
+    params.push(value);
+    sets.push(`${column} = $${params.length}`);
+  }
+  const { rows } = await db.query<ItemRow>(
+    `UPDATE items SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`,
+    params,
+  );
+  return rows[0] ? toItem(rows[0]) : undefined;
+}
+
+export async function deleteItem(db: Queryable, id: string): Promise<boolean> {
+  return (await db.query('DELETE FROM items WHERE id = $1', [id])).rowCount > 0;
 }

@@ -1,28 +1,93 @@
+// The items resource: public, cached reads; authenticated, owner-only writes that invalidate.
+import type { RequestHandler } from 'express';
 import { Router } from 'express';
 import { matchedData } from 'express-validator';
 import type { Database } from '../../lib/db';
 import { AppError } from '../../lib/errors';
+import type { ResponseCache } from '../../middleware/response-cache';
 import { rejectOtherMethods } from '../../middleware/routing';
 import { validate } from '../../middleware/validate';
-import { findItem, listItems, type SortKey } from './repository';
-import { itemIdParam, listItemsQuery } from './schema';
+import { deleteItem, findItem, insertItem, listItems, updateItem, type ItemInput, type SortKey } from './repository';
+import { createItemBody, itemIdParam, listItemsQuery, updateItemBody } from './schema';
 
-export function itemsRouter(db: Database): Router {
+interface ListParams {
+  page: number;
+  limit: number;
+  sort: SortKey;
+  tag?: string;
+}
+
+/** Validated list parameters with defaults applied: also the cache key, so `?` and `?page=1` share it. */
+function listParams(req: Parameters<RequestHandler>[0]): ListParams {
+  const q = matchedData(req, { locations: ['query'] }) as Partial<ListParams>;
+  return { page: q.page ?? 1, limit: q.limit ?? 20, sort: q.sort ?? '-createdAt', tag: q.tag };
+}
+
+const LIST_TTL_MS = 30_000;
+const ITEM_TTL_MS = 60_000;
+// Every list page depends on "items"; one item's page also on "item:<id>".
+const itemNamespaces = (id: string) => ['items', `item:${id}`];
+
+export function itemsRouter(db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
   const router = Router();
 
-  router.get('/', validate(listItemsQuery), async (req, res) => {
-    const q = matchedData(req, { locations: ['query'] }) as { page?: number; limit?: number; sort?: SortKey; tag?: string };
-    const page = q.page ?? 1;
-    const limit = q.limit ?? 20;
-    const { items, total } = await listItems(db, { page, limit, sort: q.sort ?? '-createdAt', tag: q.tag });
-    res.json({ items, page, limit, total });
+  const cachedList = cache.middleware({
+    name: 'items:list',
+    ttlMs: LIST_TTL_MS,
+    namespaces: () => ['items'],
+    key: (req) => {
+      const p = listParams(req);
+      return `page=${p.page}&limit=${p.limit}&sort=${p.sort}&tag=${encodeURIComponent(p.tag ?? '')}`;
+    },
+  });
+  const cachedItem = cache.middleware({
+    name: 'items:one',
+    ttlMs: ITEM_TTL_MS,
+    namespaces: (req) => [`item:${String(req.params.id)}`],
+    key: (req) => String(req.params.id),
   });
 
-  router.get('/:id', validate(itemIdParam), async (req, res) => {
-    const { id } = matchedData(req, { locations: ['params'] }) as { id: string };
-    const item = await findItem(db, id);
+  router.get('/', validate(listItemsQuery), cachedList, async (req, res) => {
+    const params = listParams(req);
+    const { items, total } = await listItems(db, params);
+    res.json({ items, page: params.page, limit: params.limit, total });
+  });
+
+  router.get('/:id', validate(itemIdParam), cachedItem, async (req, res) => {
+    const item = await findItem(db, String(req.params.id));
     if (!item) throw new AppError('not_found');
     res.json({ item });
+  });
+
+  router.post('/', authenticate, validate(createItemBody), async (req, res) => {
+    const input = matchedData(req, { locations: ['body'] }) as Required<Pick<ItemInput, 'name' | 'price'>> & ItemInput;
+    const item = await insertItem(db, req.auth!.sub, input);
+    await cache.invalidate(itemNamespaces(item.id));
+    res.status(201).json({ item });
+  });
+
+  /** Loads the item and checks ownership: 404 when absent, 403 when someone else's. */
+  const ownedItem = async (req: Parameters<RequestHandler>[0]) => {
+    const item = await findItem(db, String(req.params.id));
+    if (!item) throw new AppError('not_found');
+    if (item.ownerId !== req.auth!.sub) throw new AppError('forbidden');
+    return item;
+  };
+
+  router.patch('/:id', authenticate, validate([...itemIdParam, ...updateItemBody]), async (req, res) => {
+    const existing = await ownedItem(req);
+    const input = matchedData(req, { locations: ['body'] }) as ItemInput;
+    const item = await updateItem(db, existing.id, input);
+    if (!item) throw new AppError('not_found');
+    await cache.invalidate(itemNamespaces(item.id));
+    res.json({ item });
+  });
+
+  router.delete('/:id', authenticate, validate(itemIdParam), async (req, res) => {
+    const existing = await ownedItem(req);
+    if (!(await deleteItem(db, existing.id))) throw new AppError('not_found');
+    await cache.invalidate(itemNamespaces(existing.id));
+    res.status(204).end();
   });
 
   return rejectOtherMethods(router);

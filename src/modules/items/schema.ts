@@ -1,6 +1,9 @@
-// Validation chains for items, built once at module load.
-import { param, query } from 'express-validator';
+// Validation chains for items, built once at module load. JSON types are checked, not coerced:
+// "12" is not a price and 5 is not a name. Unknown fields are rejected, never stored.
+import { body, checkExact, param, query } from 'express-validator';
 import { SORT_KEYS } from './repository';
+
+export const MAX_PRICE = 9_999_999_999.99; // numeric(12, 2)
 
 // Values arrive as strings; hpp has already reduced duplicates to the last one.
 export const listItemsQuery = [
@@ -11,3 +14,27 @@ export const listItemsQuery = [
 ];
 
 export const itemIdParam = [param('id').isUUID().withMessage('must be a UUID')];
+
+const isPrice = (value: unknown): boolean =>
+  typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_PRICE && Math.abs(Math.round(value * 100) - value * 100) < 1e-6;
+
+function itemFields(required: boolean) {
+  const field = (name: string) => (required ? body(name) : body(name).optional());
+  return [
+    field('name').isString().withMessage('must be a string').bail().trim().isLength({ min: 1, max: 200 }).withMessage('must be 1 to 200 characters'),
+    body('description')
+      .optional({ values: 'null' })
+      .isString().withMessage('must be a string').bail()
+      .isLength({ max: 2000 }).withMessage('must be at most 2000 characters'),
+    field('price').custom(isPrice).withMessage(`must be a number from 0 to ${MAX_PRICE} with at most 2 decimals`),
+    body('tags').optional().isArray({ max: 20 }).withMessage('must be an array of at most 20 tags'),
+    body('tags.*').isString().withMessage('must be a string').bail().trim().isLength({ min: 1, max: 50 }).withMessage('must be 1 to 50 characters'),
+  ];
+}
+
+export const createItemBody = [checkExact(itemFields(true), { locations: ['body'], message: 'is not allowed' })];
+
+export const updateItemBody = [
+  checkExact(itemFields(false), { locations: ['body'], message: 'is not allowed' }),
+  body().custom((value: unknown) => typeof value === 'object' && value !== null && Object.keys(value).length > 0).withMessage('must change at least one field'),
+];

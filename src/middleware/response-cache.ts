@@ -1,0 +1,132 @@
+// Response cache for public GET routes, in the cache store (a Redis that may evict).
+//
+// Invalidation by versioned namespaces instead of key scans: each cached entry records the
+// versions of the namespaces it was computed from (e.g. "items" and "item:42"); a write replaces
+// those versions with fresh random values. A read fetches the current versions and the entry in one
+// MGET and serves the entry only when they match, so a write is seen by the next read on every
+// worker. Versions are random, not counters, so an evicted version can never match an old entry.
+//
+// Stampede protection: concurrent misses for one key in this process compute once. Fail open: when
+// the cache store is down or slow the request is served from the source with X-Cache: BYPASS.
+import { randomUUID } from 'node:crypto';
+import type { Request, RequestHandler, Response } from 'express';
+import type { Logger } from '../lib/logger';
+import type { Metrics } from '../lib/metrics';
+import type { KeyValueStore } from '../lib/store/types';
+
+const VERSION_TTL_MS = 7 * 86_400_000;
+const SEPARATOR = '\n';
+
+export interface CacheRouteOptions {
+  /** Label for metrics and key space, e.g. "items:list". */
+  name: string;
+  ttlMs: number;
+  /** Namespaces this response depends on; a write to any of them makes it stale. */
+  namespaces: (req: Request) => string[];
+  /** The request's identity within the route: normalised, validated parameters only. */
+  key: (req: Request) => string;
+}
+
+export class ResponseCache {
+  private readonly inflight = new Map<string, Promise<string | undefined>>();
+
+  constructor(
+    private readonly store: KeyValueStore,
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  /** Makes every entry depending on these namespaces stale, on every worker. */
+  async invalidate(namespaces: readonly string[]): Promise<void> {
+    try {
+      await Promise.all(namespaces.map((ns) => this.store.set(`ver:${ns}`, randomUUID(), VERSION_TTL_MS)));
+    } catch (err) {
+      // The write itself succeeded; stale entries expire with their TTL. Loud, because reads may
+      // be stale for up to that TTL.
+      this.metrics.cacheEvents.inc({ route: 'invalidate', result: 'error' });
+      this.logger.error('cache invalidation failed; cached reads may be stale until their TTL', { namespaces, error: (err as Error).message });
+    }
+  }
+
+  middleware(options: CacheRouteOptions): RequestHandler {
+    const count = (result: string) => this.metrics.cacheEvents.inc({ route: options.name, result });
+    return async (req, res, next) => {
+      if (!this.store.isReady()) {
+        count('bypass');
+        res.setHeader('X-Cache', 'BYPASS');
+        return next();
+      }
+      const namespaces = options.namespaces(req);
+      const entryKey = `resp:${options.name}:${options.key(req)}`;
+      let values: (string | null)[];
+      try {
+        values = await this.store.mget([...namespaces.map((ns) => `ver:${ns}`), entryKey]);
+      } catch (err) {
+        count('bypass');
+        this.logger.warn('cache unavailable; serving from the source', { route: options.name, error: (err as Error).message });
+        res.setHeader('X-Cache', 'BYPASS');
+        return next();
+      }
+      const versions = values.slice(0, namespaces.length).map((v) => v ?? '-').join(',');
+      const entry = values[namespaces.length];
+      if (entry) {
+        const cut = entry.indexOf(SEPARATOR);
+        if (entry.slice(0, cut) === versions) {
+          count('hit');
+          return sendCached(res, 'HIT', entry.slice(cut + 1));
+        }
+      }
+      count('miss');
+      // Stampede protection: followers wait for the leader's body instead of computing again.
+      const computeKey = `${entryKey}#${versions}`;
+      const running = this.inflight.get(computeKey);
+      if (running) {
+        const body = await running;
+        if (body !== undefined) return sendCached(res, 'MISS', body);
+        res.setHeader('X-Cache', 'MISS');
+        return next();
+      }
+      let settle!: (body: string | undefined) => void;
+      const leader = new Promise<string | undefined>((resolve) => (settle = resolve));
+      this.inflight.set(computeKey, leader);
+      const done = (body: string | undefined) => {
+        if (this.inflight.get(computeKey) === leader) this.inflight.delete(computeKey);
+        settle(body);
+      };
+      res.on('close', () => done(undefined)); // the leader failed or its client went away
+      captureJson(req, res, (body) => {
+        done(body);
+        this.store.set(entryKey, `${versions}${SEPARATOR}${body}`, options.ttlMs).catch((err: Error) => {
+          count('error');
+          this.logger.warn('cache store failed', { route: options.name, error: err.message });
+        });
+      });
+      res.setHeader('X-Cache', 'MISS');
+      next();
+    };
+  }
+}
+
+function sendCached(res: Response, state: 'HIT' | 'MISS', body: string): void {
+  res.setHeader('X-Cache', state);
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.send(body);
+}
+
+/**
+ * Intercepts res.json for this response: a 200 answer to a request that carries no credentials is
+ * handed to `store` as the exact text sent. Error answers and anything per-user are never stored.
+ */
+function captureJson(req: Request, res: Response, store: (body: string) => void): void {
+  const original = res.json.bind(res);
+  res.json = (value: unknown) => {
+    const personal = req.headers.authorization !== undefined || req.headers.cookie !== undefined;
+    if (res.statusCode !== 200 || personal || res.getHeader('Cache-Control')?.toString().includes('private')) {
+      return original(value);
+    }
+    const body = JSON.stringify(value);
+    store(body);
+    res.setHeader('Content-Type', 'application/json; charset=utf-8');
+    return res.send(body);
+  };
+}
