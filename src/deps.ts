@@ -33,7 +33,7 @@ export async function createDependencies(
   logger: Logger,
   options: DependencyOptions = {},
 ): Promise<Dependencies> {
-  const prefix = options.keyPrefix ?? 'rampart:';
+  const prefix = options.keyPrefix ?? config.redisKeyPrefix;
   const clients: Redis[] = [];
   const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
 

@@ -55,7 +55,7 @@ const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'
 
 const rateLimitFields = Object.fromEntries(
   Object.keys(RATE_LIMIT_SCOPES).flatMap((scope) => [
-    [`RATE_LIMIT_${scope}_MAX`, integer(1, 1_000_000).optional()],
+    [`RATE_LIMIT_${scope}_MAX`, integer(1, 1_000_000_000).optional()],
     [`RATE_LIMIT_${scope}_WINDOW_MS`, integer(1000, 7 * 86_400_000).optional()],
   ]),
 ) as Record<string, z.ZodOptional<ReturnType<typeof integer>>>;
@@ -66,6 +66,7 @@ const envSchema = z.object({
   HOST: z.string().min(1).optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   CACHE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_KEY_PREFIX: z.string().regex(/^[\w:.-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ : . -').default('rampart:'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   JWT_ACCESS_SECRET: z.string().optional(),
   JWT_REFRESH_SECRET: z.string().optional(),
@@ -99,6 +100,8 @@ export interface Config {
   readonly host: string | undefined;
   readonly redisUrl: string | undefined;
   readonly cacheRedisUrl: string | undefined;
+  /** Prefix of every Redis key this service writes (several apps can share one Redis). */
+  readonly redisKeyPrefix: string;
   readonly databaseUrl: string | undefined;
   readonly jwt: {
     readonly accessSecret: string;
@@ -257,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: e.HOST,
     redisUrl: e.REDIS_URL,
     cacheRedisUrl: e.CACHE_REDIS_URL ?? e.REDIS_URL,
+    redisKeyPrefix: e.REDIS_KEY_PREFIX,
     databaseUrl: e.DATABASE_URL,
     jwt: Object.freeze({
       accessSecret,

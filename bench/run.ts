@@ -1,0 +1,244 @@
+// Benchmark harness: what Rampart's protections cost, as ratios to bare Express in one run.
+//
+// Starts bare node:http, bare Express 5 and Rampart (production settings, real Redis and
+// PostgreSQL, production logging) on loopback, then drives each scenario with autocannon from a
+// separate process, interleaved (A B C A B C ...), and reports medians. Speed is reported, never
+// asserted: the exit code is non-zero only when the harness itself fails.
+//
+//   npm run bench            full run (writes BENCHMARKS.md)
+//   npm run bench -- --short a few seconds per scenario (CI: proves the harness works)
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import Redis from 'ioredis';
+
+const ROOT = path.resolve(__dirname, '..');
+const short = process.argv.includes('--short');
+const DURATION_S = short ? 2 : Number(process.env.BENCH_DURATION ?? 10);
+const REPEATS = short ? 1 : Number(process.env.BENCH_REPEATS ?? 3);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
+const OUTPUT = short ? path.join(ROOT, '.bench-short.md') : path.join(ROOT, 'BENCHMARKS.md');
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+interface Server {
+  name: string;
+  port: number;
+  child: ChildProcess;
+}
+
+interface Scenario {
+  name: string;
+  server: () => Server;
+  path: () => string;
+  headers?: () => Record<string, string>;
+  /** What a response must look like for the run to count (a harness check, not a speed check). */
+  expect: { status: number; xCache?: string };
+}
+
+interface Sample {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
+  const port = await freePort();
+  const child = fork(script, [], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  let stderr = '';
+  child.stderr!.on('data', (d) => (stderr += d));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${name} did not become ready:\n${stderr}`)), 60_000);
+    child.on('message', (m) => {
+      if (m === 'ready') {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}:\n${stderr}`)));
+  });
+  return { name, port, child };
+}
+
+async function http(port: number, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
+}
+
+function autocannon(url: string, headers: Record<string, string>): Promise<Sample> {
+  const args = [path.join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(CONNECTIONS), '-d', String(DURATION_S), '--json'];
+  for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
+  args.push(url);
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`autocannon exited with ${code}`));
+      const r = JSON.parse(out);
+      resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx });
+    });
+  });
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return Math.round(kb / 1024);
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+async function main(): Promise<void> {
+  execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  const prefix = `rampart-bench-${randomUUID().slice(0, 8)}:`;
+  const rampartEnv: Record<string, string> = {
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'info',
+    REDIS_URL,
+    DATABASE_URL,
+    JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
+    JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+    CORS_ORIGINS: 'https://app.example.com',
+    TRUST_PROXY: 'loopback',
+    // Limits stay on (and cost what they cost) but high enough never to refuse the load.
+    RATE_LIMIT_API_MAX: '1000000000',
+    RATE_LIMIT_REGISTER_MAX: '1000',
+    REDIS_KEY_PREFIX: prefix,
+  };
+
+  const servers: Server[] = [];
+  const stopAll = () => servers.forEach((s) => s.child.exitCode === null && s.child.kill('SIGTERM'));
+  process.on('exit', stopAll);
+  try {
+    const bareHttp = await startServer('node:http', path.join(ROOT, 'bench/servers/bare-http.js'), {});
+    servers.push(bareHttp);
+    const bareExpress = await startServer('express', path.join(ROOT, 'bench/servers/bare-express.js'), {});
+    servers.push(bareExpress);
+    const rampart = await startServer('rampart', path.join(ROOT, 'dist/server.js'), rampartEnv);
+    servers.push(rampart);
+    // The same app with its cache store unreachable: every read is served from PostgreSQL.
+    const uncached = await startServer('rampart (cache bypassed)', path.join(ROOT, 'dist/server.js'), {
+      ...rampartEnv,
+      CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+    });
+    servers.push(uncached);
+
+    // Fixtures through the public API: a user, a token, an item and a page of items.
+    const email = `bench-${randomUUID()}@example.com`;
+    const reg = await http(rampart.port, 'POST', '/api/v1/auth/register', { email, password: 'bench password 123' });
+    if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${JSON.stringify(reg.json)}`);
+    const bearer = { authorization: `Bearer ${reg.json.accessToken}` };
+    let itemId = '';
+    for (let i = 0; i < 20; i++) {
+      const item = await http(rampart.port, 'POST', '/api/v1/items', { name: `bench item ${i}`, price: i, tags: ['bench'] }, bearer);
+      if (item.status !== 201) throw new Error(`create item failed: ${item.status}`);
+      itemId = item.json.item.id;
+    }
+
+    const scenarios: Scenario[] = [
+      { name: 'node:http JSON hello', server: () => bareHttp, path: () => '/', expect: { status: 200 } },
+      { name: 'Express 5 JSON hello', server: () => bareExpress, path: () => '/hello', expect: { status: 200 } },
+      { name: 'Rampart GET /health', server: () => rampart, path: () => '/health', expect: { status: 200 } },
+      { name: 'Rampart GET /api/v1/items/:id (cached, HIT)', server: () => rampart, path: () => `/api/v1/items/${itemId}`, expect: { status: 200, xCache: 'HIT' } },
+      { name: 'Rampart GET /api/v1/items/:id (uncached)', server: () => uncached, path: () => `/api/v1/items/${itemId}`, expect: { status: 200, xCache: 'BYPASS' } },
+      { name: 'Rampart GET /api/v1/items?tag=bench (list page, cached)', server: () => rampart, path: () => '/api/v1/items?tag=bench', expect: { status: 200, xCache: 'HIT' } },
+      { name: 'Rampart GET /api/v1/users/me (authenticated)', server: () => rampart, path: () => '/api/v1/users/me', headers: () => bearer, expect: { status: 200 } },
+    ];
+
+    // Warm up and check each scenario answers as it should (twice: the first read populates the cache).
+    for (const s of scenarios) {
+      await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {});
+      const r = await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {});
+      if (r.status !== s.expect.status || (s.expect.xCache && r.headers.get('x-cache') !== s.expect.xCache)) {
+        throw new Error(`${s.name}: expected ${JSON.stringify(s.expect)}, got ${r.status} x-cache=${r.headers.get('x-cache')}`);
+      }
+    }
+
+    const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.name, []]));
+    for (let rep = 0; rep < REPEATS; rep++) {
+      for (const s of scenarios) {
+        const sample = await autocannon(`http://127.0.0.1:${s.server().port}${s.path()}`, s.headers?.() ?? {});
+        samples.get(s.name)!.push(sample);
+        process.stdout.write(`rep ${rep + 1}/${REPEATS} ${s.name}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99} ms, errors ${sample.errors}, non-2xx ${sample.non2xx}\n`);
+      }
+    }
+
+    const rss = new Map(servers.map((s) => [s.name, rssMb(s.child.pid!)]));
+    const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((x) => x[key]));
+    const expressRps = med('Express 5 JSON hello', 'rps');
+    const rows = scenarios.map((s) => {
+      const rps = med(s.name, 'rps');
+      const ratio = s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2);
+      const errors = samples.get(s.name)!.reduce((a, x) => a + x.errors, 0);
+      const non2xx = samples.get(s.name)!.reduce((a, x) => a + x.non2xx, 0);
+      return `| ${s.name} | ${Math.round(rps)} | ${med(s.name, 'p50')} | ${med(s.name, 'p99')} | ${errors} | ${non2xx} | ${ratio} | ${rss.get(s.server().name)} |`;
+    });
+
+    const versions = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')).packages as Record<string, { version: string }>;
+    const v = (pkg: string) => versions[`node_modules/${pkg}`]?.version ?? '?';
+    const report = [
+      `# Benchmarks${short ? ' (short mode: not representative)' : ''}`,
+      '',
+      `Run on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,`,
+      `Node ${process.version}, Express ${v('express')}, ioredis ${v('ioredis')}, pg ${v('pg')}, autocannon ${v('autocannon')}.`,
+      `Each scenario: ${CONNECTIONS} connections for ${DURATION_S} s, ${REPEATS} interleaved repetition(s), medians reported.`,
+      'Rampart runs with NODE_ENV=production: full middleware stack, real Redis and PostgreSQL, JSON access logs at `info` (to /dev/null).',
+      'Server and load generator share the machine, so absolute figures are low; compare the ratios, measured in the same run.',
+      '',
+      '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express | RSS after load (MB) |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows,
+      '',
+      'Reproduce: `npm run bench` (needs Redis and PostgreSQL; `REDIS_URL`/`DATABASE_URL` or the defaults on 127.0.0.1).',
+      '',
+    ].join('\n');
+    writeFileSync(OUTPUT, report);
+    process.stdout.write(`\n${report}\nwritten to ${path.relative(ROOT, OUTPUT)}\n`);
+  } finally {
+    stopAll();
+    await deletePrefix(prefix).catch(() => undefined);
+  }
+}
+
+/** The run's keys (sessions live 30 days) are removed; nothing else is touched. */
+async function deletePrefix(prefix: string): Promise<void> {
+  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    if (keys.length > 0) await client.del(...keys);
+    cursor = next;
+  } while (cursor !== '0');
+  client.disconnect();
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
