@@ -7,12 +7,13 @@ import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
 import { AccessTokens } from './lib/access-tokens';
 import { Lifecycle } from './lib/lifecycle';
-import { createMetrics, type Metrics } from './lib/metrics';
+import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { accessLog } from './middleware/access-log';
 import { jsonBody, requireJsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
 import { corsPolicy } from './middleware/cors';
 import { errorHandler } from './middleware/error-handler';
+import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
@@ -26,6 +27,8 @@ import { diagRouter } from './modules/diag/routes';
 import { createProbes, type Probes } from './modules/health/probes';
 import { healthRouter } from './modules/health/routes';
 import { itemsRouter } from './modules/items/routes';
+import type { ClusterMetrics } from './modules/metrics/cluster';
+import { metricsRouter } from './modules/metrics/routes';
 import { usersRouter } from './modules/users/routes';
 import { VERSION } from './version';
 
@@ -34,11 +37,21 @@ export interface AppOptions {
   probes?: Probes;
   /** The process's metrics; a fresh registry per app by default (tests build several apps). */
   metrics?: Metrics;
+  /** Host-wide metrics under PM2 cluster mode. */
+  clusterMetrics?: ClusterMetrics;
 }
 
-export function createApp(deps: Dependencies, options: AppOptions = {}): Express {
-  const { config, logger } = deps;
+export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Express {
+  const { config, logger } = rawDeps;
   const lifecycle = options.lifecycle ?? new Lifecycle();
+  const metrics = options.metrics ?? createMetrics();
+  const failed = (dependency: string) => () => metrics.dependencyErrors.inc({ dependency });
+  const deps: Dependencies = {
+    ...rawDeps,
+    store: countFailures(rawDeps.store, failed('redis')),
+    cache: countFailures(rawDeps.cache, failed('redis_cache')),
+    db: countFailures(rawDeps.db, failed('database')),
+  };
   const app = express();
 
   app.disable('x-powered-by');
@@ -59,9 +72,10 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
   });
   app.use(securityHeaders());
   app.use(accessLog(logger));
-  app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(deps), version: VERSION }));
+  app.use(httpMetrics(metrics));
+  app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION }));
+  app.use(metricsRouter({ config, metrics, logger, cluster: options.clusterMetrics }));
 
-  const metrics = options.metrics ?? createMetrics();
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
   const auth = authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
@@ -77,17 +91,21 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
       ...extra,
     });
 
-  const api = express.Router();
-  api.use(corsPolicy(config.corsOrigins));
-  api.use(requireJsonBody());
-  api.use(jsonBody(config.bodyLimitBytes));
-  api.use(queryHardening(logger));
-  api.use(responseCompression());
-  // The general limit fails open (availability of reads); the auth limits below fail closed.
-  api.use(limiter('api', 'API', { failOpen: true }));
-  api.use(
-    '/auth',
+  // Everything under /api/v1 goes through the API middleware; routers declare full paths.
+  const API = '/api/v1';
+  app.use(
+    API,
+    corsPolicy(config.corsOrigins),
+    requireJsonBody(),
+    jsonBody(config.bodyLimitBytes),
+    ...queryHardening(logger),
+    responseCompression(),
+    // The general limit fails open (availability of reads); the auth limits below fail closed.
+    limiter('api', 'API', { failOpen: true }),
+  );
+  app.use(
     authRouter({
+      base: `${API}/auth`,
       db: deps.db,
       tokens,
       sessions,
@@ -100,10 +118,9 @@ export function createApp(deps: Dependencies, options: AppOptions = {}): Express
       },
     }),
   );
-  api.use('/users', usersRouter(deps.db, auth));
-  api.use('/items', itemsRouter(deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
-  if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
-  app.use('/api/v1', api);
+  app.use(usersRouter(`${API}/users`, deps.db, auth));
+  app.use(itemsRouter(`${API}/items`, deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
+  if (config.enableDiagnosticRoutes) app.use(diagRouter(`${API}/_diag`));
 
   app.use(notFound());
   app.use(errorHandler(logger));

@@ -8,6 +8,8 @@ import { createDependencies, type Dependencies, type DependencyOptions } from '.
 import { migrate } from './lib/db/migrate';
 import { Lifecycle } from './lib/lifecycle';
 import { createLogger, type Logger } from './lib/logger';
+import { createMetrics } from './lib/metrics';
+import { answerMetricRequests, ClusterMetrics, underPm2Cluster } from './modules/metrics/cluster';
 
 export interface RunningServer {
   server: http.Server;
@@ -38,7 +40,13 @@ export async function start(config: Config, logger: Logger, options: DependencyO
   }
 
   const lifecycle = new Lifecycle();
-  const app = createApp(deps, { lifecycle });
+  const metrics = createMetrics({ defaultMetrics: true });
+  let clusterMetrics: ClusterMetrics | undefined;
+  if (underPm2Cluster()) {
+    answerMetricRequests(metrics.registry, logger);
+    clusterMetrics = new ClusterMetrics(process.env.name ?? 'rampart', logger);
+  }
+  const app = createApp(deps, { lifecycle, metrics, clusterMetrics });
   const server = http.createServer(app);
   // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s),
   // and headersTimeout above keepAliveTimeout as Node requires.
@@ -105,40 +113,58 @@ async function main(): Promise<void> {
     return;
   }
 
-  let signals = 0;
-  const onSignal = (reason: string) => {
-    signals += 1;
-    if (signals > 1) {
+  let stopping = false;
+  const stop = (reason: string, exitCode: number) => {
+    if (stopping) {
       logger.error('second shutdown request; exiting now', { reason });
       flushAndExit(logger, 1);
       return;
     }
+    stopping = true;
     running.shutdown(reason).then(
-      () => flushAndExit(logger, 0),
+      () => flushAndExit(logger, exitCode),
       (err: unknown) => {
         logger.error('shutdown failed', { error: err });
         flushAndExit(logger, 1);
       },
     );
   };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
   process.on('message', (msg) => {
-    if (msg === 'shutdown') onSignal('pm2 shutdown message');
+    if (msg === 'shutdown') stop('pm2 shutdown message', 0);
   });
-  // A process that threw where nobody caught it is in an unknown state: log, then leave in order
-  // and let PM2, Docker or systemd start a fresh one.
+  // A process that threw where nobody caught it is in an unknown state: log, leave in order, and
+  // exit non-zero so PM2, Docker or systemd start a fresh one.
   process.on('uncaughtException', (err) => {
     logger.error('uncaught exception', { error: err });
-    onSignal('uncaughtException');
+    stop('uncaughtException', 1);
   });
   process.on('unhandledRejection', (reason) => {
     logger.error('unhandled rejection', { error: reason });
-    onSignal('unhandledRejection');
+    stop('unhandledRejection', 1);
   });
 
-  // PM2 (wait_ready) routes traffic to this worker only after this message.
-  process.send?.('ready');
+  // PM2 (wait_ready) moves traffic to this worker only after this message: send it once Redis and
+  // the database answer, so a reload never swaps a working worker for one that cannot serve.
+  await waitForDependencies(running, logger, () => stopping);
+  if (!stopping) process.send?.('ready');
+}
+
+async function waitForDependencies(running: RunningServer, logger: Logger, stopped: () => boolean): Promise<void> {
+  let attempt = 0;
+  for (;;) {
+    if (stopped()) return;
+    try {
+      await Promise.all([running.deps.store.ping(), running.deps.db.ping()]);
+      if (attempt > 0) logger.info('dependencies reachable; ready');
+      return;
+    } catch (err) {
+      if (attempt === 0) logger.warn('waiting for Redis and the database before signalling ready', { error: (err as Error).message });
+      attempt += 1;
+      await new Promise((r) => setTimeout(r, Math.min(200 * attempt, 2000)));
+    }
+  }
 }
 
 if (require.main === module) {

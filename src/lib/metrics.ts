@@ -1,9 +1,12 @@
 // Application metrics (prom-client). One registry per app instance, so several apps in one test
 // process never collide; the server entry also collects the default process and Node metrics.
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 export interface Metrics {
   registry: Registry;
+  httpDuration: Histogram<'method' | 'route' | 'status_code'>;
+  inFlight: Gauge;
+  dependencyErrors: Counter<'dependency'>;
   cacheEvents: Counter<'route' | 'result'>;
   rateLimited: Counter<'limiter'>;
   rateLimitStoreErrors: Counter<'limiter'>;
@@ -12,9 +15,34 @@ export interface Metrics {
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry });
+  if (options.defaultMetrics) {
+    collectDefaultMetrics({ register: registry });
+    // Gauges named *_total break Prometheus naming rules (promtool check metrics rejects them);
+    // each is the sum of its per-type twin (nodejs_active_handles{type=...}), which stays.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name);
+    }
+  }
   return {
     registry,
+    httpDuration: new Histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Duration of HTTP requests, by method, route template and status code',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    inFlight: new Gauge({
+      name: 'http_requests_in_flight',
+      help: 'HTTP requests being served now',
+      registers: [registry],
+    }),
+    dependencyErrors: new Counter({
+      name: 'rampart_dependency_errors_total',
+      help: 'Failed calls to Redis or the database seen by request handling',
+      labelNames: ['dependency'],
+      registers: [registry],
+    }),
     cacheEvents: new Counter({
       name: 'rampart_cache_events_total',
       help: 'Response cache lookups by result (hit, miss, bypass) and store errors (error)',
@@ -40,4 +68,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Wraps an object so that every rejected promise one of its methods returns is counted (the
+ * caller still sees the rejection). Used on the stores and the database to count dependency errors.
+ */
+export function countFailures<T extends object>(target: T, onFailure: () => void): T {
+  return new Proxy(target, {
+    get(obj, prop, receiver) {
+      const value: unknown = Reflect.get(obj, prop, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const result: unknown = (value as (...a: unknown[]) => unknown).apply(obj, args);
+        if (result instanceof Promise) result.catch(onFailure);
+        return result;
+      };
+    },
+  });
 }

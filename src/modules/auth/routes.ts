@@ -14,6 +14,8 @@ import { emptyBody, loginBody, refreshBody, registerBody } from './schema';
 import { RefreshReuseError, type Sessions } from './sessions';
 
 export interface AuthRouterOptions {
+  /** Full path prefix, e.g. /api/v1/auth (routes carry full paths: metrics label by template). */
+  base: string;
   db: Database;
   tokens: AccessTokens;
   sessions: Sessions;
@@ -29,7 +31,7 @@ function sendTokens(res: Response, status: number, body: Record<string, unknown>
   res.status(status).json(body);
 }
 
-export function authRouter({ db, tokens, sessions, logger, authenticate, limits }: AuthRouterOptions): Router {
+export function authRouter({ base, db, tokens, sessions, logger, authenticate, limits }: AuthRouterOptions): Router {
   const router = Router();
 
   const startSession = async (user: User) => {
@@ -38,14 +40,14 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     return { user, accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn };
   };
 
-  router.post('/register', limits.register, validate(registerBody), async (req, res) => {
+  router.post(`${base}/register`, limits.register, validate(registerBody), async (req, res) => {
     const input = matchedData(req, { locations: ['body'] }) as { email: string; password: string; name?: string };
     const user = await createUser(db, { email: input.email, passwordHash: await hashPassword(input.password), name: input.name });
     logger.info('security event', { event: 'user_registered', userId: user.id, ip: req.ip });
     sendTokens(res, 201, await startSession(user));
   });
 
-  router.post('/login', limits.login, validate(loginBody), async (req, res) => {
+  router.post(`${base}/login`, limits.login, validate(loginBody), async (req, res) => {
     const { email, password } = matchedData(req, { locations: ['body'] }) as { email: string; password: string };
     const found = await findCredentials(db, email);
     // Unknown email and wrong password: same work, same answer.
@@ -58,7 +60,7 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     sendTokens(res, 200, await startSession(found.user));
   });
 
-  router.post('/refresh', limits.refresh, validate(refreshBody), async (req, res) => {
+  router.post(`${base}/refresh`, limits.refresh, validate(refreshBody), async (req, res) => {
     const { refreshToken } = matchedData(req, { locations: ['body'] }) as { refreshToken: string };
     try {
       const rotated = await sessions.rotate(refreshToken);
@@ -74,13 +76,13 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     }
   });
 
-  router.post('/logout', authenticate, validate(emptyBody), async (req, res) => {
+  router.post(`${base}/logout`, authenticate, validate(emptyBody), async (req, res) => {
     await sessions.revoke(req.auth!);
     logger.info('security event', { event: 'logout', userId: req.auth!.sub, sessionId: req.auth!.sid, ip: req.ip });
     res.status(204).end();
   });
 
-  router.post('/logout-all', authenticate, validate(emptyBody), async (req, res) => {
+  router.post(`${base}/logout-all`, authenticate, validate(emptyBody), async (req, res) => {
     await sessions.revokeAll(req.auth!.sub);
     logger.warn('security event', { event: 'logout_all', userId: req.auth!.sub, ip: req.ip });
     res.status(204).end();

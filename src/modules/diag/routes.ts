@@ -8,17 +8,17 @@ import { validate } from '../../middleware/validate';
 
 const slowQuery = [query('ms').isInt({ min: 0, max: 30_000 }).withMessage('must be an integer from 0 to 30000').toInt()];
 
-export function diagRouter(): Router {
+export function diagRouter(base: string): Router {
   const router = Router();
-  router.get('/slow', validate(slowQuery), async (req, res) => {
+  router.get(`${base}/slow`, validate(slowQuery), async (req, res) => {
     const { ms } = matchedData(req) as { ms: number };
     await sleep(ms);
     res.json({ sleptMs: ms });
   });
-  router.get('/boom', () => {
+  router.get(`${base}/boom`, () => {
     throw new Error('diagnostic failure at /srv/app/secret/path.ts with password=hunter2');
   });
-  router.get('/whoami', (req, res) => {
+  router.get(`${base}/whoami`, (req, res) => {
     res.json({ ip: req.ip, pid: process.pid, workerId: process.env.NODE_APP_INSTANCE ?? cluster.worker?.id ?? null });
   });
   return rejectOtherMethods(router);

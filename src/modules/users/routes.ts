@@ -15,10 +15,11 @@ function sendUser(res: Response, user: User | undefined): void {
   res.json({ user });
 }
 
-export function usersRouter(db: Database, authenticate: RequestHandler): Router {
+/** Routes carry full paths (base + path): metrics label by template. */
+export function usersRouter(base: string, db: Database, authenticate: RequestHandler): Router {
   const router = Router();
-  router.get('/me', authenticate, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
-  router.patch('/me', authenticate, validate(updateMeBody), async (req, res) => {
+  router.get(`${base}/me`, authenticate, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
+  router.patch(`${base}/me`, authenticate, validate(updateMeBody), async (req, res) => {
     const { name } = matchedData(req, { locations: ['body'] }) as { name: string };
     sendUser(res, await updateUserName(db, req.auth!.sub, name));
   });

@@ -1,0 +1,42 @@
+// PM2 process file: `pm2 start ecosystem.config.js --env production`, then `pm2 reload rampart`
+// for zero-downtime deploys. CommonJS on purpose: PM2 cannot load this file as an ES module.
+'use strict';
+
+// Keep these in step with the app's SHUTDOWN_DRAIN_MS and SHUTDOWN_TIMEOUT_MS: PM2 must not kill
+// a worker (kill_timeout) before it has drained and let its in-flight requests finish.
+const drainMs = Number(process.env.SHUTDOWN_DRAIN_MS || 1500);
+const shutdownTimeoutMs = Number(process.env.SHUTDOWN_TIMEOUT_MS || 10000);
+const marginMs = 2000; // closing Redis and the pool, flushing logs
+
+module.exports = {
+  apps: [
+    {
+      name: process.env.PM2_APP_NAME || 'rampart',
+      script: 'dist/server.js',
+      cwd: __dirname,
+      exec_mode: 'cluster',
+      instances: process.env.PM2_INSTANCES || 'max', // default: one worker per core
+      // Traffic moves to a new worker only after it has connected to Redis and PostgreSQL and
+      // sent process.send('ready'); give up waiting after listen_timeout.
+      wait_ready: true,
+      listen_timeout: 20000,
+      kill_timeout: drainMs + shutdownTimeoutMs + marginMs,
+      max_memory_restart: process.env.PM2_MAX_MEMORY || '400M',
+      // A crash loop backs off instead of spinning.
+      exp_backoff_restart_delay: 200,
+      max_restarts: 50,
+      min_uptime: 5000,
+      autorestart: true,
+      watch: false,
+      // The app logs JSON lines to stdout; PM2 adds a timestamp and merges the workers' streams.
+      time: true,
+      merge_logs: true,
+      env: {
+        NODE_ENV: 'development',
+      },
+      env_production: {
+        NODE_ENV: 'production',
+      },
+    },
+  ],
+};

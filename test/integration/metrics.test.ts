@@ -1,0 +1,70 @@
+// /metrics for one process: Prometheus text with route templates (never raw ids), the app's
+// counters, and text that promtool accepts.
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createMetrics, type Metrics } from '../../src/lib/metrics';
+import { createTestContext, type TestContext } from '../helpers/app';
+
+const HAS_PROMTOOL = spawnSync('promtool', ['--version']).status === 0;
+
+let ctx: TestContext;
+let metrics: Metrics;
+beforeAll(async () => {
+  metrics = createMetrics({ defaultMetrics: true });
+  ctx = await createTestContext({ app: { metrics }, env: { RATE_LIMIT_LOGIN_MAX: '1' } });
+});
+afterAll(async () => ctx?.close());
+
+function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
+  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
+}
+
+describe('/metrics', () => {
+  it('labels requests by route template and status, never by raw path', async () => {
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    for (const id of ids) await request(ctx.app).get(`/api/v1/items/${id}`);
+    await request(ctx.app).get('/no/such/path/123');
+    await request(ctx.app).get('/no/such/path/456');
+    const res = await request(ctx.app).get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(sample(res.text, 'http_request_duration_seconds_count', { route: '/api/v1/items/:id', status_code: '404', method: 'GET' })).toBe(3);
+    expect(sample(res.text, 'http_request_duration_seconds_count', { route: '(unmatched)', status_code: '404' })).toBe(2);
+    for (const id of ids) expect(res.text).not.toContain(id);
+    expect(res.text).not.toContain('/no/such/path');
+    expect(res.text).toMatch(/^process_cpu_user_seconds_total /m);
+    expect(res.text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(res.text).toMatch(/^http_requests_in_flight /m);
+  });
+
+  it('counts rate-limit rejections, auth failures and cache events', async () => {
+    const email = `${randomUUID()}@example.com`;
+    await request(ctx.app).post('/api/v1/auth/login').send({ email, password: 'wrong wrong' });
+    await request(ctx.app).post('/api/v1/auth/login').send({ email, password: 'wrong wrong' });
+    await request(ctx.app).get('/api/v1/users/me').set('Authorization', 'Bearer nope');
+    await request(ctx.app).get('/api/v1/items');
+    await request(ctx.app).get('/api/v1/items');
+    const text = (await request(ctx.app).get('/metrics')).text;
+    expect(sample(text, 'rampart_rate_limited_total', { limiter: 'login' })).toBe(1);
+    expect(sample(text, 'rampart_auth_failures_total', { reason: 'not a JWT' })).toBe(1);
+    expect(sample(text, 'rampart_cache_events_total', { route: 'items:list', result: 'hit' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'rampart_cache_events_total', { route: 'items:list', result: 'miss' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('is not rate limited and answers before the API middleware', async () => {
+    const res = await request(ctx.app).get('/metrics');
+    expect(res.headers.ratelimit).toBeUndefined();
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it.skipIf(!HAS_PROMTOOL)(`passes promtool check metrics${HAS_PROMTOOL ? '' : ' [skipped: promtool not installed (Debian package prometheus)]'}`, async () => {
+    const text = (await request(ctx.app).get('/metrics')).text;
+    const check = spawnSync('promtool', ['check', 'metrics'], { input: text });
+    expect(check.stderr.toString() + check.stdout.toString()).toBe('');
+    expect(check.status).toBe(0);
+  });
+});
