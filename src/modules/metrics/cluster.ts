@@ -7,7 +7,9 @@ import { AggregatorRegistry, type Registry } from 'prom-client';
 import type { Logger } from '../../lib/logger';
 
 const REQUEST_TOPIC = 'rampart:metrics:request';
-const REPLY_TOPIC = 'rampart:metrics:reply';
+// PM2 forwards a worker's message to the bus as {data, process} under the event named by its
+// `type` (a `topic` would be dropped), so the reply is recognised by its type.
+const REPLY_TYPE = 'rampart:metrics:reply';
 const REPLY_TIMEOUT_MS = 1500;
 
 type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
@@ -28,7 +30,7 @@ export function answerMetricRequests(registry: Registry, logger: Logger): void {
     if (packet?.topic !== REQUEST_TOPIC || !packet.data?.id) return;
     registry.getMetricsAsJSON().then(
       (metrics) =>
-        process.send?.({ type: 'process:msg', data: { id: packet.data!.id, from: Number(process.env.pm_id), metrics }, topic: REPLY_TOPIC }),
+        process.send?.({ type: REPLY_TYPE, data: { id: packet.data!.id, from: Number(process.env.pm_id), metrics } }),
       (err: unknown) => logger.error('metrics collection failed', { error: err }),
     );
   });
@@ -61,8 +63,8 @@ export class ClusterMetrics {
         if (err) return reject(err);
         pm2.launchBus((busErr, bus) => {
           if (busErr) return reject(busErr);
-          bus.on('process:msg', (packet) => {
-            if (packet.topic !== REPLY_TOPIC || !packet.data?.id || !packet.data.metrics) return;
+          bus.on(REPLY_TYPE, (packet) => {
+            if (!packet.data?.id || !packet.data.metrics) return;
             const waiting = this.pending.get(packet.data.id);
             if (!waiting) return;
             waiting.replies.push(packet.data.metrics);
