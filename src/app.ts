@@ -2,7 +2,6 @@
 // Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
 // middleware, the error handler last.
 import express, { type Express } from 'express';
-import onHeaders from 'on-headers';
 import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
 import { AccessTokens } from './lib/access-tokens';
@@ -17,10 +16,9 @@ import { httpMetrics } from './middleware/http-metrics';
 import { authenticate } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
-import { requestId } from './middleware/request-id';
+import { requestStart } from './middleware/request-start';
 import { ResponseCache } from './middleware/response-cache';
 import { notFound } from './middleware/routing';
-import { securityHeaders } from './middleware/security-headers';
 import { authRouter } from './modules/auth/routes';
 import { Sessions } from './modules/auth/sessions';
 import { diagRouter } from './modules/diag/routes';
@@ -61,20 +59,13 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(requestId());
-  app.use((_req, res, next) => {
-    // While draining, every response asks the client (or nginx) to reconnect elsewhere; decided
-    // when headers go out, so requests already in flight when the signal came are covered too.
-    onHeaders(res, () => {
-      if (lifecycle.draining) res.setHeader('Connection', 'close');
-    });
-    next();
-  });
-  app.use(securityHeaders());
-  app.use(accessLog(logger));
-  app.use(httpMetrics(metrics));
+  app.use(requestStart(lifecycle));
+  // Operations endpoints: answered before logging, metrics and the API middleware (load balancers
+  // poll them constantly; they are never rate limited).
   app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION }));
   app.use(metricsRouter({ config, metrics, logger, cluster: options.clusterMetrics }));
+  app.use(accessLog(logger));
+  app.use(httpMetrics(metrics));
 
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
@@ -98,7 +89,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     corsPolicy(config.corsOrigins),
     requireJsonBody(),
     jsonBody(config.bodyLimitBytes),
-    ...queryHardening(logger),
+    queryHardening(logger),
     responseCompression(),
     // The general limit fails open (availability of reads); the auth limits below fail closed.
     limiter('api', 'API', { failOpen: true }),

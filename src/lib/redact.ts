@@ -16,8 +16,11 @@ const URL_USERINFO = /([a-z][a-z0-9+.-]*:\/\/)([^/\s:@]*):([^/\s@]*)@/gi;
 // "password=..." or "token: ..." inside free text (error messages, SQL errors, URLs).
 const INLINE_SECRET = /\b(pass(?:word|wd)?|secret|token|api[-_]?key)(\s*[=:]\s*)([^\s&"',;]+)/gi;
 
+// One cheap scan decides whether any of the replacements below can apply (most strings: no).
+const MAYBE_SECRET = /eyJ|bearer|basic|:\/\/|pass|secret|token|api[-_]?key/i;
+
 export function redactString(value: string): string {
-  if (value.length < 8) return value;
+  if (value.length < 8 || !MAYBE_SECRET.test(value)) return value;
   return value
     .replace(JWT, REDACTED)
     .replace(AUTH_SCHEME, (_m, scheme: string) => `${scheme} ${REDACTED}`)

@@ -21,6 +21,9 @@ export function createRedisClient({ url, role, commandTimeoutMs, logger }: Redis
     connectionName: `rampart-${role}-${process.pid}`,
     // Fail fast while disconnected instead of queueing behind a reconnect loop.
     enableOfflineQueue: false,
+    // Commands issued in the same tick (e.g. by concurrent requests) share one write and one
+    // round trip.
+    enableAutoPipelining: true,
     maxRetriesPerRequest: 0,
     commandTimeout: commandTimeoutMs,
     connectTimeout: Math.max(1000, commandTimeoutMs * 4),

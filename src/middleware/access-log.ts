@@ -1,13 +1,12 @@
 // Access log: morgan measures, winston writes. One structured line per request at `info`, a level
 // that is emitted by default (morgan lines sent with logger.http() vanish at level info). Query
-// strings are redacted; successful health and metrics polls are not logged (they would drown the log).
+// strings are redacted. Health and metrics polls are answered before this middleware and are not
+// logged (they would drown the log).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import morgan from 'morgan';
 import type { Logger } from '../lib/logger';
 import { redactUrl } from '../lib/redact';
-
-const QUIET_PATHS = /^\/(health(\/|$)|metrics$)/;
 
 export function accessLog(logger: Logger): RequestHandler {
   return morgan<IncomingMessage, ServerResponse>(
@@ -26,6 +25,5 @@ export function accessLog(logger: Logger): RequestHandler {
       });
       return null; // nothing for morgan itself to write
     },
-    { skip: (req, res) => res.statusCode < 400 && QUIET_PATHS.test(req.url ?? '') },
   ) as RequestHandler;
 }

@@ -10,5 +10,15 @@ function shouldCompress(req: Request, res: Response): boolean {
 }
 
 export function responseCompression(): RequestHandler {
-  return compression({ threshold: 1024, filter: shouldCompress });
+  const compress = compression({ threshold: 1024, filter: shouldCompress });
+  return (req, res, next) => {
+    // Clients that do not accept gzip skip the compressor's per-response wrapping entirely; the
+    // answer still says it depends on Accept-Encoding, as it would with the compressor.
+    const accepted = req.headers['accept-encoding'];
+    if (accepted === undefined || !/\bgzip\b|\*/.test(accepted)) {
+      res.vary('Accept-Encoding');
+      return next();
+    }
+    compress(req, res, next);
+  };
 }

@@ -3,6 +3,7 @@
 // On a store failure a limiter either fails closed (503, auth routes: brute force must not get
 // through an outage) or open (the general limit: reads stay available), as DESIGN.md's policy says.
 import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
 import type { Request, RequestHandler } from 'express';
 import { ipKeyGenerator, rateLimit, type IncrementResponse, type Options, type Store } from 'express-rate-limit';
 import type { RateLimitRule } from '../config';
@@ -45,7 +46,12 @@ export class SharedRateLimitStore implements Store {
 
 /** Client IP as resolved through `trust proxy`, IPv6 grouped by /56 (one subscriber's block). */
 export function clientKey(req: Request): string {
-  return ipKeyGenerator(req.ip ?? req.socket.remoteAddress ?? 'unknown', 56);
+  const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+  // IPv4 (also IPv4-mapped IPv6) is its own key; only real IPv6 needs the subnet grouping, whose
+  // address parsing is comparatively expensive.
+  if (isIPv4(address)) return address;
+  if (address.startsWith('::ffff:') && isIPv4(address.slice(7))) return address.slice(7);
+  return ipKeyGenerator(address, 56);
 }
 
 /**

@@ -1,7 +1,6 @@
 // Security headers for a JSON API. helmet decides the headers; since they never depend on the
 // request, they are computed once at start-up and then set as a fixed list (cheaper per request).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RequestHandler } from 'express';
 import helmet from 'helmet';
 
 function jsonApiHelmet() {
@@ -32,12 +31,4 @@ export function computeSecurityHeaders(): [string, string][] {
   });
   if (!completed) throw new Error('helmet did not complete synchronously; cannot precompute headers');
   return [...headers.entries()];
-}
-
-export function securityHeaders(): RequestHandler {
-  const headers = computeSecurityHeaders();
-  return (_req, res, next) => {
-    for (const [name, value] of headers) res.setHeader(name, value);
-    next();
-  };
 }
