@@ -58,9 +58,9 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function startServer(name: string, script: string, env: Record<string, string>): Promise<Server> {
+async function startServer(name: string, script: string, env: Record<string, string>, execArgv: string[] = []): Promise<Server> {
   const port = await freePort();
-  const child = fork(script, [], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = fork(script, [], { cwd: ROOT, execArgv, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   await new Promise<void>((resolve, reject) => {
@@ -140,13 +140,15 @@ async function main(): Promise<void> {
     servers.push(bareHttp);
     const bareExpress = await startServer('express', path.join(ROOT, 'bench/servers/bare-express.js'), {});
     servers.push(bareExpress);
-    const rampart = await startServer('rampart', path.join(ROOT, 'dist/server.js'), rampartEnv);
+    // The Node flags production uses (ecosystem.config.js, Dockerfile.backend).
+    const rampartArgs = ['--max-old-space-size=128'];
+    const rampart = await startServer('rampart', path.join(ROOT, 'dist/server.js'), rampartEnv, rampartArgs);
     servers.push(rampart);
     // The same app with its cache store unreachable: every read is served from PostgreSQL.
     const uncached = await startServer('rampart (cache bypassed)', path.join(ROOT, 'dist/server.js'), {
       ...rampartEnv,
       CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
-    });
+    }, rampartArgs);
     servers.push(uncached);
 
     // Fixtures through the public API: a user, a token, an item and a page of items.
@@ -208,7 +210,7 @@ async function main(): Promise<void> {
       `Run on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,`,
       `Node ${process.version}, Express ${v('express')}, ioredis ${v('ioredis')}, pg ${v('pg')}, autocannon ${v('autocannon')}.`,
       `Each scenario: ${CONNECTIONS} connections for ${DURATION_S} s, ${REPEATS} interleaved repetition(s), medians reported.`,
-      'Rampart runs with NODE_ENV=production: full middleware stack, real Redis and PostgreSQL, JSON access logs at `info` (to /dev/null).',
+      'Rampart runs with NODE_ENV=production and `--max-old-space-size=128` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at `info` (to /dev/null).',
       'Server and load generator share the machine, so absolute figures are low; compare the ratios, measured in the same run.',
       '',
       '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express | RSS after load (MB) |',
