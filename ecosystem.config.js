@@ -13,13 +13,14 @@ module.exports = {
     {
       name: process.env.PM2_APP_NAME || 'rampart',
       script: 'dist/server.js',
-      cwd: __dirname,
+      // The deploy script sets RAMPART_DIR to its stable 'current' link, so reloads pick up new releases.
+      cwd: process.env.RAMPART_DIR || __dirname,
       exec_mode: 'cluster',
       instances: process.env.PM2_INSTANCES || 'max', // default: one worker per core
       // Traffic moves to a new worker only after it has connected to Redis and PostgreSQL and
       // sent process.send('ready'); give up waiting after listen_timeout.
       wait_ready: true,
-      listen_timeout: 20000,
+      listen_timeout: Number(process.env.PM2_LISTEN_TIMEOUT || 20000),
       kill_timeout: drainMs + shutdownTimeoutMs + marginMs,
       // A capped old space makes V8 collect before the heap balloons under load: RSS after load
       // stays near 140 MB per worker instead of 200+ (see BENCHMARKS.md). max_memory_restart is the

@@ -10,6 +10,7 @@ export default defineConfig({
     testTimeout: 20_000,
     hookTimeout: 60_000,
     passWithNoTests: false,
+    globalSetup: ['test/global-setup.ts'],
     // CI reads the JSON report to fail on any skipped test (see .ci/run).
     reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci-results.json' }]] : ['default'],
   },

@@ -48,6 +48,9 @@ export function parseTrustProxy(raw: string): TrustProxy {
   if (/^(false|no|off|0)$/i.test(value) || value === '') return false;
   if (/^\d+$/.test(value)) return Number(value);
   const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (list.some((entry) => /^(0\.0\.0\.0\/0|::\/0|::\/\d|0\.0\.0\.0)$/.test(entry))) {
+    throw new Error('must not trust every address: that is the same as true');
+  }
   try {
     proxyAddr.compile(list);
   } catch {

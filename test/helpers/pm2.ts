@@ -34,6 +34,10 @@ export class Pm2App {
     this.run(['start', 'ecosystem.config.js']);
   }
 
+  stop(): void {
+    this.run(['stop', this.name]);
+  }
+
   reload(): void {
     this.run(['reload', this.name], 120_000);
   }

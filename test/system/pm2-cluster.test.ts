@@ -1,11 +1,10 @@
 // System tests: the built app under real PM2 in cluster mode (2 workers), with real PostgreSQL and
 // a Redis of the test's own that it stops and restarts. Bounded in time; stops what it started.
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { fresh, Pm2App, ROOT } from '../helpers/pm2';
+import { fresh, Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, TestRedisServer } from '../helpers/redis-server';
 import { DATABASE_URL } from '../helpers/services';
 
@@ -45,7 +44,6 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
   };
 
   beforeAll(async () => {
-    execFileSync(process.execPath, [`${ROOT}/node_modules/typescript/bin/tsc`, '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
     redis = await TestRedisServer.create();
     db = await createTestDatabase();
     port = await freePort();

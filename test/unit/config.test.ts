@@ -154,6 +154,7 @@ describe('parsers', () => {
     expect(parseTrustProxy('loopback, 10.0.0.0/8')).toEqual(['loopback', '10.0.0.0/8']);
     expect(parseTrustProxy('false')).toBe(false);
     expect(() => parseTrustProxy('*')).toThrow(/must not be true/);
+    expect(() => parseTrustProxy('10.0.0.1, 0.0.0.0/0')).toThrow(/must not trust every address/);
     expect(() => parseTrustProxy('not-an-ip')).toThrow(/hop count/);
   });
 });

@@ -1,0 +1,243 @@
+// `scripts/check-production`: a doctor for a deployment. Reads the configuration a deployment
+// would use (an env file, the PM2 process file, the nginx site) and reports every problem with a
+// clear message; exits 1 when there is any. It connects to Redis and PostgreSQL to check them.
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import bytes from 'bytes';
+import Redis from 'ioredis';
+import pg from 'pg';
+import { ConfigError, loadConfig, type Config, type Env } from '../config';
+import { redactString } from '../lib/redact';
+
+interface Options {
+  envFile?: string;
+  ecosystem: string;
+  nginxDir: string;
+  connect: boolean;
+}
+
+interface Finding {
+  ok: boolean;
+  check: string;
+  message: string;
+}
+
+const USAGE = `Usage: scripts/check-production [--env-file FILE] [--ecosystem FILE] [--nginx-dir DIR] [--no-connect]
+
+Checks a production configuration and reports each problem:
+  configuration   every variable the app validates (secrets, TRUST_PROXY, CORS, ...)
+  trust proxy     X-Forwarded-For trusted neither too much nor too little
+  redis           reachable, and an eviction policy that can never drop security keys
+  database        reachable
+  pm2             cluster mode, wait_ready, kill_timeout longer than drain + shutdown timeout
+  nginx           body limit equal to BODY_LIMIT, upstream keep-alive shorter than the app's
+
+  --env-file FILE   environment of the deployment (KEY=value lines); default: the process env
+  --ecosystem FILE  PM2 process file (default: ecosystem.config.js)
+  --nginx-dir DIR   nginx configuration folder (default: nginx)
+  --no-connect      skip the Redis and PostgreSQL connection checks
+Exit status: 0 when everything is fine, 1 when a problem was found, 2 on bad usage.`;
+
+function parseArgs(argv: string[]): Options | 'help' {
+  const options: Options = { ecosystem: 'ecosystem.config.js', nginxDir: 'nginx', connect: true };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    const value = () => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${arg} needs a value`);
+      return v;
+    };
+    if (arg === '--help' || arg === '-h') return 'help';
+    else if (arg === '--env-file') options.envFile = value();
+    else if (arg === '--ecosystem') options.ecosystem = value();
+    else if (arg === '--nginx-dir') options.nginxDir = value();
+    else if (arg === '--no-connect') options.connect = false;
+    else throw new Error(`unknown argument '${arg}'`);
+  }
+  return options;
+}
+
+/** KEY=value lines; # comments; optional single or double quotes around the value. */
+export function parseEnvFile(text: string): Env {
+  const env: Env = {};
+  for (const line of text.split(/\r?\n/)) {
+    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line);
+    if (!match || line.trim().startsWith('#')) continue;
+    let value = match[2]!;
+    if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
+    env[match[1]!] = value;
+  }
+  return env;
+}
+
+function checkTrustProxy(config: Config): Finding {
+  const tp = config.trustProxy;
+  if (tp === false) {
+    return { ok: false, check: 'trust proxy', message: 'TRUST_PROXY is off: behind nginx every client would share the proxy\'s address, and so one rate-limit bucket. Set it to 1 (one proxy) or the proxy\'s address.' };
+  }
+  if (typeof tp === 'number' && tp > 3) {
+    return { ok: false, check: 'trust proxy', message: `TRUST_PROXY=${tp} hops is more than a usual deployment has; each extra hop lets a client forge one more X-Forwarded-For entry.` };
+  }
+  return { ok: true, check: 'trust proxy', message: `TRUST_PROXY=${JSON.stringify(tp)}` };
+}
+
+async function checkRedis(url: string, role: string, mustNotEvict: boolean): Promise<Finding> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null });
+  client.on('error', () => undefined);
+  const where = redactString(url);
+  try {
+    await client.connect();
+    // INFO works where CONFIG is renamed away (as in the compose file).
+    const info = await client.info('memory');
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
+    if (mustNotEvict && policy !== 'noeviction') {
+      return { ok: false, check: `redis (${role})`, message: `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.` };
+    }
+    return { ok: true, check: `redis (${role})`, message: `${where} reachable, maxmemory-policy ${policy}` };
+  } catch (err) {
+    return { ok: false, check: `redis (${role})`, message: `${where} unreachable: ${(err as Error).message}` };
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function checkDatabase(url: string): Promise<Finding> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+    return { ok: true, check: 'database', message: `${redactString(url)} reachable` };
+  } catch (err) {
+    return { ok: false, check: 'database', message: `${redactString(url)} unreachable: ${(err as Error).message}` };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+interface Pm2App {
+  exec_mode?: string;
+  wait_ready?: boolean;
+  kill_timeout?: number;
+  listen_timeout?: number;
+}
+
+function checkPm2(file: string, env: Env, config: Config): Finding[] {
+  if (!existsSync(file)) return [{ ok: false, check: 'pm2', message: `${file} not found` }];
+  // The process file reads SHUTDOWN_* from the environment, as PM2 would when loading it.
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  let apps: Pm2App[];
+  try {
+    const resolved = path.resolve(file);
+    delete require.cache[resolved];
+    apps = (require(resolved) as { apps?: Pm2App[] }).apps ?? [];
+  } catch (err) {
+    return [{ ok: false, check: 'pm2', message: `${file} cannot be loaded: ${(err as Error).message}` }];
+  } finally {
+    process.env = saved;
+  }
+  const app = apps[0];
+  if (!app) return [{ ok: false, check: 'pm2', message: `${file} defines no app` }];
+  const findings: Finding[] = [];
+  const needed = config.shutdownDrainMs + config.shutdownTimeoutMs;
+  if (typeof app.kill_timeout !== 'number' || app.kill_timeout <= needed) {
+    findings.push({ ok: false, check: 'pm2', message: `kill_timeout ${app.kill_timeout ?? 1600} ms is not longer than the drain (${config.shutdownDrainMs} ms) plus the shutdown timeout (${config.shutdownTimeoutMs} ms): PM2 would kill workers with requests in flight.` });
+  }
+  if (app.exec_mode !== 'cluster' && app.exec_mode !== 'cluster_mode') {
+    findings.push({ ok: false, check: 'pm2', message: `exec_mode is ${app.exec_mode ?? 'fork'}: zero-downtime reload needs cluster mode.` });
+  }
+  if (app.wait_ready !== true) {
+    findings.push({ ok: false, check: 'pm2', message: 'wait_ready is off: a reload would send traffic to workers before they connected to Redis and PostgreSQL.' });
+  }
+  if (findings.length === 0) findings.push({ ok: true, check: 'pm2', message: `cluster mode, wait_ready, kill_timeout ${app.kill_timeout} ms > ${needed} ms` });
+  return findings;
+}
+
+function checkNginx(dir: string, config: Config): Finding[] {
+  const site = path.join(dir, 'conf.d/rampart.conf');
+  const upstream = path.join(dir, 'rampart/upstream.conf');
+  if (!existsSync(site)) return [{ ok: false, check: 'nginx', message: `${site} not found` }];
+  const text = readFileSync(site, 'utf8');
+  const findings: Finding[] = [];
+  const sizes = [...text.matchAll(/^\s*client_max_body_size\s+(\S+);/gm)].map((m) => m[1]!);
+  if (sizes.length === 0) {
+    findings.push({ ok: false, check: 'nginx', message: `${site} sets no client_max_body_size: nginx's default (1m) differs from BODY_LIMIT (${bytes.format(config.bodyLimitBytes)}).` });
+  }
+  for (const size of sizes) {
+    const nginxBytes = bytes.parse(size.replace(/([kmg])$/i, '$1b'));
+    if (nginxBytes !== config.bodyLimitBytes) {
+      findings.push({
+        ok: false,
+        check: 'nginx',
+        message: `client_max_body_size ${size} (${nginxBytes} bytes) differs from BODY_LIMIT (${config.bodyLimitBytes} bytes): ${nginxBytes !== null && nginxBytes < config.bodyLimitBytes ? 'clients get nginx 413s below the documented limit' : 'nginx accepts bodies the app will refuse'}.`,
+      });
+    }
+  }
+  if (existsSync(upstream)) {
+    const keepalive = /keepalive_timeout\s+(\d+)s?;/.exec(readFileSync(upstream, 'utf8'))?.[1];
+    if (keepalive !== undefined && Number(keepalive) * 1000 >= config.keepAliveTimeoutMs) {
+      findings.push({ ok: false, check: 'nginx', message: `upstream keepalive_timeout ${keepalive}s is not below the app's KEEP_ALIVE_TIMEOUT_MS (${config.keepAliveTimeoutMs} ms): nginx may reuse a connection the app is closing (random 502s).` });
+    }
+  }
+  if (findings.length === 0) findings.push({ ok: true, check: 'nginx', message: `body limit ${sizes.join(', ')} = BODY_LIMIT; upstream keep-alive below the app's` });
+  return findings;
+}
+
+export async function runChecks(options: Options): Promise<Finding[]> {
+  let env: Env = { ...process.env };
+  if (options.envFile) {
+    if (!existsSync(options.envFile)) return [{ ok: false, check: 'configuration', message: `${options.envFile} not found` }];
+    env = parseEnvFile(readFileSync(options.envFile, 'utf8'));
+  }
+  env.NODE_ENV = 'production';
+  let config: Config;
+  try {
+    config = loadConfig(env);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    // Without a valid configuration the other checks would guess; report what is wrong first.
+    return err.problems.map((p) => ({ ok: false, check: 'configuration', message: p }));
+  }
+  const findings: Finding[] = [{ ok: true, check: 'configuration', message: 'every variable valid for production' }];
+  findings.push(checkTrustProxy(config));
+  if (config.corsOrigins.some((o) => o.startsWith('http://'))) {
+    findings.push({ ok: false, check: 'cors', message: `CORS_ORIGINS allows plain-HTTP origins (${config.corsOrigins.filter((o) => o.startsWith('http://')).join(', ')}): a network attacker could act as them.` });
+  }
+  if (options.connect) {
+    findings.push(await checkRedis(config.redisUrl!, 'security', true));
+    if (config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl) findings.push(await checkRedis(config.cacheRedisUrl, 'cache', false));
+    findings.push(await checkDatabase(config.databaseUrl!));
+  }
+  findings.push(...checkPm2(options.ecosystem, env, config));
+  findings.push(...checkNginx(options.nginxDir, config));
+  return findings;
+}
+
+async function main(): Promise<number> {
+  let options: Options | 'help';
+  try {
+    options = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`check-production: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const findings = await runChecks(options);
+  for (const f of findings) process.stdout.write(`${f.ok ? 'ok     ' : 'PROBLEM'} ${f.check}: ${f.message}\n`);
+  const problems = findings.filter((f) => !f.ok).length;
+  process.stdout.write(problems === 0 ? 'No problems found.\n' : `${problems} problem(s) found.\n`);
+  return problems === 0 ? 0 : 1;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`check-production failed: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}
