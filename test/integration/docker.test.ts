@@ -1,0 +1,205 @@
+// There is no Docker engine here: the compose file is checked with a real parser (Debian's
+// docker-compose) and by reading its structure; the Dockerfile's stages are run as the same
+// commands outside a container, and the resulting runtime tree is started and health-checked.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { freePort } from '../helpers/redis-server';
+import { DATABASE_URL, REDIS_URL } from '../helpers/services';
+
+const ROOT = path.resolve(__dirname, '../..');
+const COMPOSE = path.join(ROOT, 'docker-compose.production.yml');
+const HAS_COMPOSE = spawnSync('docker-compose', ['version']).status === 0;
+
+const REQUIRED = {
+  JWT_ACCESS_SECRET: 'a'.repeat(64),
+  JWT_REFRESH_SECRET: 'b'.repeat(64),
+  OPS_TOKEN: 'c'.repeat(64),
+  REDIS_PASSWORD: 'd'.repeat(64),
+  REDIS_CACHE_PASSWORD: 'e'.repeat(64),
+  POSTGRES_PASSWORD: 'f'.repeat(64),
+  CORS_ORIGINS: 'https://app.example.com',
+  TLS_DIR: '/tmp',
+};
+
+function compose(env: Record<string, string>, ...args: string[]) {
+  const clean: Record<string, string> = { PATH: process.env.PATH ?? '' };
+  return spawnSync('docker-compose', ['-f', COMPOSE, ...args], { env: { ...clean, ...env }, encoding: 'utf8', cwd: ROOT });
+}
+
+describe.skipIf(!HAS_COMPOSE)(`docker-compose.production.yml${HAS_COMPOSE ? '' : ' [skipped: docker-compose not installed (Debian package docker-compose)]'}`, () => {
+  it('parses with docker-compose config', () => {
+    const result = compose(REQUIRED, 'config', '--quiet');
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(compose(REQUIRED, 'config', '--services').stdout.trim().split('\n').sort()).toEqual(['backend', 'nginx', 'postgres', 'redis', 'redis-cache']);
+  });
+
+  it.each(Object.keys(REQUIRED).filter((k) => k !== 'CORS_ORIGINS'))('refuses to start without %s, saying so', (name) => {
+    const env: Record<string, string> = { ...REQUIRED };
+    delete env[name];
+    const result = compose(env, 'config', '--quiet');
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(name);
+  });
+
+  it('requires CORS_ORIGINS to be set, empty allowed', () => {
+    const { CORS_ORIGINS: _c, ...rest } = REQUIRED;
+    expect(compose(rest, 'config', '--quiet').status).not.toBe(0);
+    expect(compose({ ...rest, CORS_ORIGINS: '' }, 'config', '--quiet').status).toBe(0);
+  });
+});
+
+describe('compose structure', () => {
+  const doc = parse(readFileSync(COMPOSE, 'utf8')) as {
+    services: Record<string, Record<string, any>>; // eslint-disable-line @typescript-eslint/no-explicit-any
+    volumes: Record<string, unknown>;
+    networks: Record<string, { internal?: boolean } | null>;
+  };
+  const services = doc.services;
+
+  it('publishes nginx only', () => {
+    for (const [name, service] of Object.entries(services)) {
+      if (name === 'nginx') expect(service.ports.length).toBe(2);
+      else expect(service.ports, name).toBeUndefined();
+    }
+    expect(services.backend!.expose).toEqual(['3000']);
+  });
+
+  it('has healthchecks, restart policies, resource limits and log rotation everywhere', () => {
+    for (const [name, service] of Object.entries(services)) {
+      expect(service.healthcheck?.test, name).toBeDefined();
+      expect(service.restart, name).toBe('unless-stopped');
+      expect(service.deploy?.resources?.limits?.memory, name).toBeDefined();
+      expect(service.logging?.options?.['max-size'], name).toBeDefined();
+    }
+  });
+
+  it('starts each service only after what it needs is healthy', () => {
+    expect(services.nginx!.depends_on).toEqual({ backend: { condition: 'service_healthy' } });
+    expect(Object.values(services.backend!.depends_on as Record<string, { condition: string }>).every((d) => d.condition === 'service_healthy')).toBe(true);
+    expect(Object.keys(services.backend!.depends_on).sort()).toEqual(['postgres', 'redis', 'redis-cache']);
+  });
+
+  it('keeps security state where eviction cannot drop it, and the cache evicting', () => {
+    const security = (services.redis!.command as string[]).join(' ');
+    expect(security).toMatch(/--maxmemory-policy noeviction/);
+    expect(security).toMatch(/--appendonly yes/);
+    for (const command of ['FLUSHALL', 'FLUSHDB', 'DEBUG', 'CONFIG', 'KEYS']) expect(security).toContain(`--rename-command ${command}`);
+    const cache = (services['redis-cache']!.command as string[]).join(' ');
+    expect(cache).toMatch(/--maxmemory-policy allkeys-lru/);
+    expect(cache).toMatch(/--appendonly no/);
+    expect(services.backend!.environment.CACHE_REDIS_URL).toContain('@redis-cache:');
+    expect(services.backend!.environment.REDIS_URL).toContain('@redis:');
+  });
+
+  it('has no default for any secret, named volumes and an internal network', () => {
+    const text = readFileSync(COMPOSE, 'utf8');
+    for (const secret of ['JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET', 'OPS_TOKEN', 'REDIS_PASSWORD', 'REDIS_CACHE_PASSWORD', 'POSTGRES_PASSWORD']) {
+      const uses = [...text.matchAll(new RegExp(`\\$\\{${secret}([^}]*)\\}`, 'g'))].map((m) => m[1]!);
+      expect(uses.length, secret).toBeGreaterThan(0);
+      for (const use of uses) expect(use.startsWith(':?'), `${secret}${use}`).toBe(true);
+    }
+    expect(Object.keys(doc.volumes).sort()).toEqual(['nginx-logs', 'postgres-data', 'redis-data']);
+    expect(doc.networks.internal?.internal).toBe(true);
+    for (const name of ['backend', 'redis', 'redis-cache', 'postgres']) expect(services[name]!.networks).toEqual(['internal']);
+    expect(services.backend!.environment.NODE_ENV).toBe('production');
+    expect(services.backend!.environment.TRUST_PROXY).toBe('1');
+  });
+
+  it('documents every variable it reads in .env.production.example', () => {
+    const text = readFileSync(COMPOSE, 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+    const example = readFileSync(path.join(ROOT, '.env.production.example'), 'utf8');
+    const used = new Set([...text.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
+    for (const name of used) expect(example, name).toMatch(new RegExp(`^${name}=`, 'm'));
+  });
+});
+
+describe('Dockerfile.backend, its steps run outside a container', () => {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile.backend'), 'utf8');
+  let work: string;
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    work = mkdtempSync(path.join(os.tmpdir(), 'rampart-image-'));
+    if (DATABASE_URL) db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    rmSync(work, { recursive: true, force: true });
+    await db?.drop();
+  });
+
+  it('is multi-stage, pinned, non-root, with tini, a healthcheck and node as the command', () => {
+    const stages = [...dockerfile.matchAll(/^FROM (\S+) AS (\w+)/gm)].map((m) => m[2]);
+    expect(stages).toEqual(['deps', 'build', 'runtime']);
+    expect(dockerfile).toMatch(/^ARG NODE_IMAGE=node:\d+\.\d+\.\d+-[a-z]+-slim$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "-e", .*\/health/m);
+    expect(dockerfile).toMatch(/^CMD \["node", "--max-old-space-size=128", "dist\/server.js"\]$/m);
+    expect(dockerfile).toMatch(/npm ci --omit=dev/);
+  });
+
+  it('builds and starts from the runtime tree, with production dependencies only', async () => {
+    // deps stage
+    const deps = path.join(work, 'deps');
+    mkdirSync(deps);
+    for (const f of ['package.json', 'package-lock.json']) cpSync(path.join(ROOT, f), path.join(deps, f));
+    execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: deps, stdio: 'ignore', env: { ...process.env, NODE_ENV: 'production' } });
+    // build stage
+    const build = path.join(work, 'build');
+    mkdirSync(build);
+    for (const f of ['package.json', 'package-lock.json', 'tsconfig.json']) cpSync(path.join(ROOT, f), path.join(build, f));
+    cpSync(path.join(ROOT, 'src'), path.join(build, 'src'), { recursive: true });
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: build, stdio: 'ignore' });
+    execFileSync('npm', ['run', 'build'], { cwd: build, stdio: 'ignore' });
+    // runtime stage: exactly the COPY lines' sources
+    const app = path.join(work, 'app');
+    mkdirSync(app);
+    cpSync(path.join(ROOT, 'package.json'), path.join(app, 'package.json'));
+    cpSync(path.join(deps, 'node_modules'), path.join(app, 'node_modules'), { recursive: true, verbatimSymlinks: true });
+    cpSync(path.join(build, 'dist'), path.join(app, 'dist'), { recursive: true });
+    cpSync(path.join(ROOT, 'migrations'), path.join(app, 'migrations'), { recursive: true });
+    expect(existsSync(path.join(app, 'node_modules/typescript'))).toBe(false);
+    expect(existsSync(path.join(app, 'node_modules/vitest'))).toBe(false);
+    expect(existsSync(path.join(app, 'node_modules/express'))).toBe(true);
+
+    const port = await freePort();
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '', PORT: String(port) };
+    if (db && REDIS_URL) {
+      Object.assign(env, {
+        NODE_ENV: 'production',
+        REDIS_URL,
+        REDIS_KEY_PREFIX: `rampart-image-${process.pid}:`,
+        DATABASE_URL: db.url,
+        JWT_ACCESS_SECRET: 'a'.repeat(64),
+        JWT_REFRESH_SECRET: 'b'.repeat(64),
+        CORS_ORIGINS: '',
+        TRUST_PROXY: '1',
+      });
+    }
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    const child = spawn(cmd[0] === 'node' ? process.execPath : cmd[0]!, cmd.slice(1), { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d) => (output += d));
+    child.stderr!.on('data', (d) => (output += d));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      // The HEALTHCHECK command, as Docker would run it inside the container.
+      const health = JSON.parse(/^\s+CMD (\["node", "-e".*\])$/m.exec(dockerfile)![1]!) as string[];
+      let healthy = false;
+      for (let i = 0; i < 60 && !healthy; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        healthy = spawnSync(process.execPath, health.slice(1), { env }).status === 0;
+      }
+      expect(healthy, output).toBe(true);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/shutdown complete/);
+  }, 180_000);
+});
