@@ -10,10 +10,13 @@
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import Redis from 'ioredis';
+import { NGINX, TestNginx } from '../test/helpers/nginx';
+import { Pm2App } from '../test/helpers/pm2';
 
 const ROOT = path.resolve(__dirname, '..');
 const short = process.argv.includes('--short');
@@ -35,6 +38,7 @@ interface Scenario {
   server: () => Server;
   path: () => string;
   headers?: () => Record<string, string>;
+  https?: boolean;
   /** What a response must look like for the run to count (a harness check, not a speed check). */
   expect: { status: number; xCache?: string };
 }
@@ -76,7 +80,25 @@ async function startServer(name: string, script: string, env: Record<string, str
   return { name, port, child };
 }
 
-async function http(port: number, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}) {
+/** A GET through nginx's self-signed TLS (fetch cannot skip verification per request). */
+function insecureGet(port: number, urlPath: string): Promise<{ status: number; headers: Headers; json: unknown }> {
+  return new Promise((resolve, reject) => {
+    https
+      .get({ host: '127.0.0.1', port, path: urlPath, rejectUnauthorized: false }, (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => {
+          const headers = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (typeof v === 'string') headers.set(k, v);
+          resolve({ status: res.statusCode ?? 0, headers, json: text ? JSON.parse(text) : undefined });
+        });
+      })
+      .on('error', reject);
+  });
+}
+
+async function http(port: number, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}, secure = false) {
+  if (secure) return insecureGet(port, urlPath) as Promise<{ status: number; headers: Headers; json: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
   const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
     method,
     headers: { 'content-type': 'application/json', ...headers },
@@ -86,12 +108,14 @@ async function http(port: number, method: string, urlPath: string, body?: unknow
   return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
 }
 
-function autocannon(url: string, headers: Record<string, string>): Promise<Sample> {
+function autocannon(url: string, headers: Record<string, string>, insecureTls = false): Promise<Sample> {
   const args = [path.join(ROOT, 'node_modules/autocannon/autocannon.js'), '-c', String(CONNECTIONS), '-d', String(DURATION_S), '--json'];
   for (const [k, v] of Object.entries(headers)) args.push('-H', `${k}=${v}`);
   args.push(url);
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // nginx in the bench has a self-signed certificate.
+    const env = insecureTls ? { ...process.env, NODE_TLS_REJECT_UNAUTHORIZED: '0' } : process.env;
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
@@ -133,6 +157,8 @@ async function main(): Promise<void> {
   };
 
   const servers: Server[] = [];
+  let cluster: Pm2App | undefined;
+  let nginx: TestNginx | undefined;
   const stopAll = () => servers.forEach((s) => s.child.exitCode === null && s.child.kill('SIGTERM'));
   process.on('exit', stopAll);
   try {
@@ -163,6 +189,29 @@ async function main(): Promise<void> {
       itemId = item.json.item.id;
     }
 
+    // The PM2 cluster (2 workers) behind nginx, as deployed on a host.
+    let edge: Server | undefined;
+    if (NGINX) {
+      const clusterPort = await freePort();
+      cluster = new Pm2App(`rampart-bench-${randomUUID().slice(0, 8)}`, {
+        ...rampartEnv,
+        PORT: String(clusterPort),
+        HOST: '127.0.0.1',
+        TRUST_PROXY: '1',
+        PM2_INSTANCES: '2',
+        NODE_MAX_OLD_SPACE_MB: '128',
+      });
+      cluster.start('production');
+      // The general per-address flood limit is raised: the load comes from one address.
+      nginx = new TestNginx({ http: await freePort(), https: await freePort(), upstream: clusterPort }, '1000000r/s');
+      await nginx.start();
+      const deadline = Date.now() + 60_000;
+      while (cluster.instances().filter((i) => i.status === 'online').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+      edge = { name: 'pm2 ×2 behind nginx', port: nginx.ports.https, child: rampart.child };
+    } else {
+      process.stdout.write('nginx not installed: the PM2-behind-nginx scenario is left out\n');
+    }
+
     const scenarios: Scenario[] = [
       { name: 'node:http JSON hello', server: () => bareHttp, path: () => '/', expect: { status: 200 } },
       { name: 'Express 5 JSON hello', server: () => bareExpress, path: () => '/hello', expect: { status: 200 } },
@@ -172,11 +221,20 @@ async function main(): Promise<void> {
       { name: 'Rampart GET /api/v1/items?tag=bench (list page, cached)', server: () => rampart, path: () => '/api/v1/items?tag=bench', expect: { status: 200, xCache: 'HIT' } },
       { name: 'Rampart GET /api/v1/users/me (authenticated)', server: () => rampart, path: () => '/api/v1/users/me', headers: () => bearer, expect: { status: 200 } },
     ];
+    if (edge) {
+      scenarios.push({
+        name: 'PM2 cluster (2 workers) behind nginx (TLS): GET /api/v1/items/:id (cached, HIT)',
+        server: () => edge!,
+        path: () => `/api/v1/items/${itemId}`,
+        https: true,
+        expect: { status: 200, xCache: 'HIT' },
+      });
+    }
 
     // Warm up and check each scenario answers as it should (twice: the first read populates the cache).
     for (const s of scenarios) {
-      await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {});
-      const r = await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {});
+      await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {}, s.https);
+      const r = await http(s.server().port, 'GET', s.path(), undefined, s.headers?.() ?? {}, s.https);
       if (r.status !== s.expect.status || (s.expect.xCache && r.headers.get('x-cache') !== s.expect.xCache)) {
         throw new Error(`${s.name}: expected ${JSON.stringify(s.expect)}, got ${r.status} x-cache=${r.headers.get('x-cache')}`);
       }
@@ -185,18 +243,20 @@ async function main(): Promise<void> {
     const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.name, []]));
     for (let rep = 0; rep < REPEATS; rep++) {
       for (const s of scenarios) {
-        const sample = await autocannon(`http://127.0.0.1:${s.server().port}${s.path()}`, s.headers?.() ?? {});
+        const sample = await autocannon(`${s.https ? 'https' : 'http'}://127.0.0.1:${s.server().port}${s.path()}`, s.headers?.() ?? {}, s.https);
         samples.get(s.name)!.push(sample);
         process.stdout.write(`rep ${rep + 1}/${REPEATS} ${s.name}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99} ms, errors ${sample.errors}, non-2xx ${sample.non2xx}\n`);
       }
     }
 
-    const rss = new Map(servers.map((s) => [s.name, rssMb(s.child.pid!)]));
+    const rss = new Map(servers.map((s) => [s.name, String(rssMb(s.child.pid!))]));
+    if (cluster && edge) rss.set(edge.name, cluster.instances().map((i) => rssMb(i.pid)).join(' + '));
     const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((x) => x[key]));
     const expressRps = med('Express 5 JSON hello', 'rps');
+    const cachedName = 'Rampart GET /api/v1/items/:id (cached, HIT)';
     const rows = scenarios.map((s) => {
       const rps = med(s.name, 'rps');
-      const ratio = s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2);
+      const ratio = s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2) + (s.https ? ` (${(rps / med(cachedName, 'rps')).toFixed(2)} × one process)` : '');
       const errors = samples.get(s.name)!.reduce((a, x) => a + x.errors, 0);
       const non2xx = samples.get(s.name)!.reduce((a, x) => a + x.non2xx, 0);
       return `| ${s.name} | ${Math.round(rps)} | ${med(s.name, 'p50')} | ${med(s.name, 'p99')} | ${errors} | ${non2xx} | ${ratio} | ${rss.get(s.server().name)} |`;
@@ -224,6 +284,12 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${report}\nwritten to ${path.relative(ROOT, OUTPUT)}\n`);
   } finally {
     stopAll();
+    await nginx?.stop().catch(() => undefined);
+    try {
+      cluster?.kill();
+    } catch {
+      // best effort: the daemon is ours and dies with its PM2_HOME
+    }
     await deletePrefix(prefix).catch(() => undefined);
   }
 }

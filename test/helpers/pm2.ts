@@ -30,8 +30,9 @@ export class Pm2App {
     return execFileSync(PM2, args, { cwd: ROOT, env: { ...env, ...this.env, PM2_HOME: this.home, PM2_APP_NAME: this.name }, timeout, encoding: 'utf8' });
   }
 
-  start(): void {
-    this.run(['start', 'ecosystem.config.js']);
+  /** `production` applies the process file's env_production (NODE_ENV=production). */
+  start(envName?: 'production'): void {
+    this.run(['start', 'ecosystem.config.js', ...(envName ? ['--env', envName] : [])]);
   }
 
   stop(): void {
