@@ -13,7 +13,7 @@ import { responseCompression } from './middleware/compression';
 import { corsPolicy } from './middleware/cors';
 import { errorHandler } from './middleware/error-handler';
 import { httpMetrics } from './middleware/http-metrics';
-import { authenticate } from './middleware/authenticate';
+import { authenticate, startRevocationCheck } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
 import { requestStart } from './middleware/request-start';
@@ -91,6 +91,8 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     jsonBody(config.bodyLimitBytes),
     queryHardening(logger),
     responseCompression(),
+    // Same tick as the limiter below: its revocation read shares the limiter's round trip.
+    startRevocationCheck({ tokens, sessions }),
     // The general limit fails open (availability of reads); the auth limits below fail closed.
     limiter('api', 'API', { failOpen: true }),
   );
@@ -106,6 +108,8 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
         login: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true }),
         register: limiter('register', 'REGISTER'),
         refresh: limiter('refresh', 'REFRESH'),
+        // Guessing the current password through this route is a login attempt: same limit.
+        password: limiter('password', 'LOGIN', { countFailuresOnly: true }),
       },
     }),
   );

@@ -313,6 +313,36 @@ describe('logout and logout-all', () => {
   });
 });
 
+describe('password change', () => {
+  const change = (token: string, body: object) => request(ctx.app).post('/api/v1/auth/password').set('Authorization', `Bearer ${token}`).send(body);
+
+  it('ends every session, the caller continuing in a fresh one, and changes the login', async () => {
+    const phone = await register(ctx.app);
+    const laptop = await login(ctx.app, phone.email);
+    const res = await change(phone.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'a brand new passphrase' });
+    expect(res.status).toBe(200);
+    expect(res.headers['cache-control']).toBe('no-store');
+    expect(Object.keys(res.body).sort()).toEqual(['accessToken', 'expiresIn', 'refreshToken', 'tokenType']);
+    expectError(await me(ctx.app, phone.accessToken), 401, 'token_revoked');
+    expectError(await me(ctx.app, laptop.accessToken), 401, 'token_revoked');
+    expectError(await refresh(ctx.app, laptop.refreshToken), 401, 'invalid_grant');
+    expect((await me(ctx.app, res.body.accessToken)).status).toBe(200);
+    expect((await refresh(ctx.app, res.body.refreshToken)).status).toBe(200);
+    expectError(await request(ctx.app).post('/api/v1/auth/login').send({ email: phone.email, password: TEST_PASSWORD }), 401, 'invalid_credentials');
+    expect((await request(ctx.app).post('/api/v1/auth/login').send({ email: phone.email, password: 'a brand new passphrase' })).status).toBe(200);
+    expect(ctx.log.text()).not.toContain('a brand new passphrase');
+  });
+
+  it('refuses a wrong current password, a weak new one and unknown fields, changing nothing', async () => {
+    const account = await register(ctx.app);
+    expectError(await change(account.accessToken, { currentPassword: 'not it at all', newPassword: 'another passphrase' }), 401, 'invalid_credentials');
+    expectError(await change(account.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'short' }), 422, 'validation_failed');
+    expectError(await change(account.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'another passphrase', userId: randomUUID() }), 422, 'validation_failed');
+    expectError(await request(ctx.app).post('/api/v1/auth/password').send({ currentPassword: TEST_PASSWORD, newPassword: 'another passphrase' }), 401, 'unauthorized');
+    expect((await me(ctx.app, account.accessToken)).status).toBe(200);
+  });
+});
+
 describe('signing-key rotation', () => {
   const NEW_SECRET = 'the-new-access-secret-0123456789-abcdefgh';
   // Other deployments of the same service: same store and database, other key configuration.

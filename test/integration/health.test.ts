@@ -4,6 +4,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { errorHandler } from '../../src/middleware/error-handler';
+import { createProbes } from '../../src/modules/health/probes';
 import { opsAccess } from '../../src/modules/health/routes';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { captureLogger } from '../helpers/log-capture';
@@ -44,6 +45,14 @@ describe('with dependencies up', () => {
     }
   });
 
+  it('reports event-loop lag, heap, RSS and uptime with units', async () => {
+    const body = JSON.parse((await request(ctx.app).get('/health/detailed')).text);
+    expect(body.checks['eventloop:lag'][0]).toMatchObject({ observedUnit: 'ms', status: 'pass' });
+    expect(body.checks['memory:heapUsed'][0]).toMatchObject({ observedUnit: 'bytes' });
+    expect(body.checks['memory:rss'][0].observedValue).toBeGreaterThan(0);
+    expect(body.checks.uptime[0].observedUnit).toBe('s');
+  });
+
   it('is not rate limited, logged or compressed like the API', async () => {
     const res = await request(ctx.app).get('/health').set('Accept-Encoding', 'gzip');
     expect(res.headers.ratelimit).toBeUndefined();
@@ -81,6 +90,34 @@ describe('with Redis down', () => {
 
   it('public reads that need no Redis still work', async () => {
     expect((await request(ctx.app).get('/api/v1/items')).status).toBe(200);
+  });
+});
+
+describe('with slow dependencies', () => {
+  it('reports warn (still 200) above the round-trip thresholds, and computes probes at most once a second', async () => {
+    let calls = 0;
+    const slow = async () => {
+      calls++;
+      return { ok: true, latencyMs: 180, time: new Date().toISOString() };
+    };
+    const ctx = await createTestContext({ app: { probes: { redis: slow, database: async () => ({ ok: true, latencyMs: 3, time: new Date().toISOString() }) } } });
+    try {
+      const res = await request(ctx.app).get('/health/detailed');
+      expect(res.status).toBe(200);
+      const body = JSON.parse(res.text);
+      expect(body.status).toBe('warn');
+      expect(body.checks.redis[0]).toMatchObject({ status: 'warn', observedValue: 180, output: 'slower than 50 ms' });
+      expect(body.checks.database[0].status).toBe('pass');
+      expect((await request(ctx.app).get('/health/ready')).status).toBe(200);
+    } finally {
+      await ctx.close();
+    }
+    // The real probes are cached: many polls, one probe.
+    let pings = 0;
+    const probes = createProbes({ store: { ping: async () => (pings++, 1) } as never, db: { ping: async () => 1 } as never });
+    await Promise.all(Array.from({ length: 20 }, () => probes.redis()));
+    expect(pings).toBe(1);
+    expect(calls).toBeGreaterThan(0);
   });
 });
 

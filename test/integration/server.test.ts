@@ -1,6 +1,8 @@
 // The process around the app: listening with the right timeouts, refusing a taken port, draining
 // on shutdown, and the real entry point started as `npm start` would, with no configuration.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import http from 'node:http';
 import path from 'node:path';
 import request from 'supertest';
@@ -83,11 +85,12 @@ describe('start()', () => {
 });
 
 describe('the entry point, as `npm start` runs it', () => {
-  function launch(env: Record<string, string>): { child: ChildProcess; output: () => string } {
+  function launch(env: Record<string, string>, preload?: string): { child: ChildProcess; output: () => string } {
     let output = '';
     const clean: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(REDIS_URL|DATABASE_URL|CACHE_REDIS_URL|NODE_ENV|CI)$/.test(k)) clean[k] = v;
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = [...(preload ? ['--require', preload] : []), '--import', 'tsx', 'src/server.ts'];
+    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout!.on('data', (d) => (output += d));
     child.stderr!.on('data', (d) => (output += d));
     return { child, output: () => output };
@@ -111,6 +114,64 @@ describe('the entry point, as `npm start` runs it', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
     expect(output()).toMatch(/shutdown complete/);
+  }, 60_000);
+
+  async function launchReady(env: Record<string, string>, preload?: string) {
+    const port = await freePort();
+    const launched = launch({ PORT: String(port), ENABLE_DIAGNOSTIC_ROUTES: 'true', ...env }, preload);
+    const exited = exitOf(launched.child);
+    let up = false;
+    for (let i = 0; i < 120 && !up && launched.child.exitCode === null; i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      up = (await request(`http://127.0.0.1:${port}`).get('/health').catch(() => undefined))?.status === 200;
+    }
+    expect(up, launched.output()).toBe(true);
+    return { ...launched, port, exited };
+  }
+
+  it.each([
+    ['an uncaught exception', 'setTimeout(() => { throw new Error("canary uncaught") }, 100)', 'uncaught exception'],
+    ['an unhandled rejection', 'setTimeout(() => { Promise.reject(new Error("canary rejection")) }, 100)', 'unhandled rejection'],
+  ])('logs %s and leaves in order, exit code 1 (the supervisor starts a fresh process)', async (_name, code, logged) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rampart-crash-'));
+    const preload = path.join(dir, 'crash.js');
+    // Fires once the server is up: the trigger waits for a file the test writes.
+    // Main thread only: --require preloads also run in the module loader's worker thread.
+    writeFileSync(preload, `if(!require('worker_threads').isMainThread)return;const fs=require('fs');const t=setInterval(()=>{if(fs.existsSync(${JSON.stringify(path.join(dir, 'go'))})){clearInterval(t);${code}}},50);t.unref();`);
+    try {
+      const server = await launchReady({ SHUTDOWN_DRAIN_MS: '100' }, preload);
+      writeFileSync(path.join(dir, 'go'), '');
+      expect(await server.exited).toBe(1);
+      expect(server.output()).toContain(logged);
+      expect(server.output()).toMatch(/shutdown complete/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('exits non-zero at once on a second signal', async () => {
+    const server = await launchReady({ SHUTDOWN_DRAIN_MS: '3000' });
+    const slow = request(`http://127.0.0.1:${server.port}`).get('/api/v1/_diag/slow?ms=5000').then(() => 'answered', () => 'cut');
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    server.child.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 200));
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(2500);
+    expect(server.output()).toMatch(/second shutdown request/);
+    expect(await slow).toBe('cut');
+  }, 60_000);
+
+  it('exits non-zero when in-flight requests outlast SHUTDOWN_TIMEOUT_MS', async () => {
+    const server = await launchReady({ SHUTDOWN_DRAIN_MS: '100', SHUTDOWN_TIMEOUT_MS: '500' });
+    void request(`http://127.0.0.1:${server.port}`).get('/api/v1/_diag/slow?ms=10000').catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 200));
+    const t0 = Date.now();
+    server.child.kill('SIGTERM');
+    expect(await server.exited).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(server.output()).toMatch(/did not finish within 500 ms/);
   }, 60_000);
 
   it('refuses to start in production without its configuration, listing every problem', async () => {

@@ -9,8 +9,8 @@ import type { Logger } from '../../lib/logger';
 import { hashPassword, verifyAgainstDummy, verifyPassword } from '../../lib/passwords';
 import { rejectOtherMethods } from '../../middleware/routing';
 import { validate } from '../../middleware/validate';
-import { createUser, findCredentials, type User } from '../users/repository';
-import { emptyBody, loginBody, refreshBody, registerBody } from './schema';
+import { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from '../users/repository';
+import { changePasswordBody, emptyBody, loginBody, refreshBody, registerBody } from './schema';
 import { RefreshReuseError, type Sessions } from './sessions';
 
 export interface AuthRouterOptions {
@@ -21,7 +21,7 @@ export interface AuthRouterOptions {
   sessions: Sessions;
   logger: Logger;
   authenticate: RequestHandler;
-  limits: { login: RequestHandler; register: RequestHandler; refresh: RequestHandler };
+  limits: { login: RequestHandler; register: RequestHandler; refresh: RequestHandler; password: RequestHandler };
 }
 
 function sendTokens(res: Response, status: number, body: Record<string, unknown>): void {
@@ -74,6 +74,24 @@ export function authRouter({ base, db, tokens, sessions, logger, authenticate, l
       }
       throw err;
     }
+  });
+
+  // Password change: every session of the user ends (a stolen session must not survive it) and the
+  // caller continues in a fresh one.
+  router.post(`${base}/password`, limits.password, authenticate, validate(changePasswordBody), async (req, res) => {
+    const { currentPassword, newPassword } = matchedData(req, { locations: ['body'] }) as { currentPassword: string; newPassword: string };
+    const userId = req.auth!.sub;
+    const stored = await findPasswordHash(db, userId);
+    if (!stored || !(await verifyPassword(stored, currentPassword))) {
+      logger.warn('security event', { event: 'password_change_failed', reason: 'wrong current password', userId, ip: req.ip });
+      throw new AppError('invalid_credentials');
+    }
+    await updatePasswordHash(db, userId, await hashPassword(newPassword));
+    await sessions.revokeAll(userId);
+    const { sessionId, refreshToken } = await sessions.create(userId);
+    const access = tokens.issue(userId, sessionId);
+    logger.warn('security event', { event: 'password_changed', userId, ip: req.ip, action: 'all sessions revoked' });
+    sendTokens(res, 200, { accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn });
   });
 
   router.post(`${base}/logout`, authenticate, validate(emptyBody), async (req, res) => {

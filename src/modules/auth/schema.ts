@@ -45,6 +45,19 @@ export const refreshBody = [
   }),
 ];
 
+export const changePasswordBody = [
+  checkExact(
+    [
+      body('currentPassword').isString().withMessage('must be a string').bail().isLength({ min: 1, max: PASSWORD_MAX_LENGTH }).withMessage('is required'),
+      body('newPassword')
+        .isString().withMessage('must be a string').bail()
+        .isLength({ min: PASSWORD_MIN_LENGTH, max: PASSWORD_MAX_LENGTH })
+        .withMessage(`must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`),
+    ],
+    { locations: ['body'], message: 'is not allowed' },
+  ),
+];
+
 export const emptyBody = [checkExact([], { locations: ['body'], message: 'is not allowed' })];
 
 export const updateMeBody = [checkExact([name()], { locations: ['body'], message: 'is not allowed' })];

@@ -11,6 +11,7 @@ import { AppError } from '../../lib/errors';
 import type { Lifecycle } from '../../lib/lifecycle';
 import { rejectOtherMethods } from '../../middleware/routing';
 import type { Probes } from './probes';
+import { healthReport, startEventLoopMonitor } from './report';
 
 export interface HealthOptions {
   config: Config;
@@ -45,6 +46,7 @@ export function opsAccess(config: Config): RequestHandler {
 
 export function healthRouter({ config, lifecycle, probes, version }: HealthOptions): Router {
   const router = Router();
+  startEventLoopMonitor();
 
   router.get('/health', (_req, res) => {
     noStore(res);
@@ -70,34 +72,15 @@ export function healthRouter({ config, lifecycle, probes, version }: HealthOptio
   router.get('/health/detailed', opsAccess(config), async (_req, res) => {
     noStore(res);
     const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
-    const memory = process.memoryUsage();
-    const now = new Date().toISOString();
-    const component = (name: string, r: typeof redis) => ({
-      componentType: 'datastore',
-      observedValue: r.latencyMs,
-      observedUnit: 'ms',
-      status: r.ok ? 'pass' : 'fail',
-      time: r.time,
-      ...(r.error ? { output: `${name} ${r.error}` } : {}),
+    const report = healthReport({
+      redis,
+      database,
+      draining: lifecycle.draining,
+      uptimeSeconds: Math.round((Date.now() - lifecycle.startedAt) / 1000),
+      version,
     });
-    const failed = lifecycle.draining || !redis.ok || !database.ok;
-    res
-      .status(failed ? 503 : 200)
-      .type('application/health+json')
-      .send(
-        JSON.stringify({
-          status: failed ? 'fail' : 'pass',
-          version,
-          serviceId: 'rampart',
-          checks: {
-            redis: [component('redis', redis)],
-            database: [component('database', database)],
-            'memory:rss': [{ componentType: 'system', observedValue: memory.rss, observedUnit: 'bytes', status: 'pass', time: now }],
-            'memory:heapUsed': [{ componentType: 'system', observedValue: memory.heapUsed, observedUnit: 'bytes', status: 'pass', time: now }],
-            'uptime': [{ componentType: 'system', observedValue: Math.round((Date.now() - lifecycle.startedAt) / 1000), observedUnit: 's', status: 'pass', time: now }],
-          },
-        }),
-      );
+    // warn is still serving: 200; fail is 503.
+    res.status(report.status === 'fail' ? 503 : 200).type('application/health+json').send(JSON.stringify(report.body));
   });
 
   return rejectOtherMethods(router);

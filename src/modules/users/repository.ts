@@ -65,6 +65,16 @@ export async function findUser(db: Queryable, id: string): Promise<User | undefi
   return rows[0] ? toUser(rows[0]) : undefined;
 }
 
+/** The stored hash for a user, for re-authentication (password change). */
+export async function findPasswordHash(db: Queryable, id: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ password_hash: string }>('SELECT password_hash FROM users WHERE id = $1', [id]);
+  return rows[0]?.password_hash;
+}
+
+export async function updatePasswordHash(db: Queryable, id: string, passwordHash: string): Promise<boolean> {
+  return (await db.query('UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1', [id, passwordHash])).rowCount > 0;
+}
+
 export async function updateUserName(db: Queryable, id: string, name: string | null): Promise<User | undefined> {
   const { rows } = await db.query<UserRow>(
     `UPDATE users SET name = $2, updated_at = now() WHERE id = $1
