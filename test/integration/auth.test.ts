@@ -7,7 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { keyId } from '../../src/lib/access-tokens';
+import { RedisStore } from '../../src/lib/store/redis-store';
 import { createTestContext, type TestContext } from '../helpers/app';
+import { NO_REDIS_REASON, REDIS_URL } from '../helpers/services';
 import { login, me, refresh, register, TEST_PASSWORD, type Account } from '../helpers/auth';
 
 const ACCESS_SECRET = 'test-access-secret-0123456789-abcdefghij';
@@ -310,6 +312,28 @@ describe('logout and logout-all', () => {
   it('requires a valid access token', async () => {
     expectError(await request(ctx.app).post('/api/v1/auth/logout'), 401, 'unauthorized');
     expectError(await request(ctx.app).post('/api/v1/auth/logout-all').set('Authorization', 'Bearer x.y.z'), 401, 'invalid_token');
+  });
+});
+
+describe.skipIf(!REDIS_URL)(`Redis cost of an authenticated request${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
+  it('is one write to Redis: the limiter and the revocation read share it', async () => {
+    const account = await register(ctx.app);
+    const stream = (ctx.deps.store as RedisStore).client.stream as { write: (...args: unknown[]) => boolean };
+    const write = stream.write;
+    let writes = 0;
+    stream.write = (...args: unknown[]) => {
+      writes++;
+      return write.apply(stream, args);
+    };
+    try {
+      for (let i = 0; i < 3; i++) {
+        writes = 0;
+        expect((await me(ctx.app, account.accessToken)).status).toBe(200);
+        expect(writes).toBe(1);
+      }
+    } finally {
+      stream.write = write;
+    }
   });
 });
 
