@@ -271,7 +271,7 @@ async function main(): Promise<void> {
       `Node ${process.version}, Express ${v('express')}, ioredis ${v('ioredis')}, pg ${v('pg')}, autocannon ${v('autocannon')}.`,
       `Each scenario: ${CONNECTIONS} connections for ${DURATION_S} s, ${REPEATS} interleaved repetition(s), medians reported.`,
       'Rampart runs with NODE_ENV=production and `--max-old-space-size=128` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at `info` (to /dev/null).',
-      'Server and load generator share the machine, so absolute figures are low; compare the ratios, measured in the same run.',
+      'Server, load generator, Redis and PostgreSQL share the machine\'s cores, so absolute figures are low and routes that call Redis also pay for Redis\'s CPU; compare the ratios, measured in the same run, and expect a few percent of noise between runs.',
       '',
       '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express | RSS after load (MB) |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
