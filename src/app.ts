@@ -15,7 +15,7 @@ import { errorHandler } from './middleware/error-handler';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate, startRevocationCheck } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
-import { clientAndEmailKey, rateLimiter, type LimiterOptions } from './middleware/rate-limit';
+import { clientAndEmailKey, rateLimiter, userOrClientKey, type LimiterOptions } from './middleware/rate-limit';
 import { requestStart } from './middleware/request-start';
 import { ResponseCache } from './middleware/response-cache';
 import { notFound } from './middleware/routing';
@@ -109,7 +109,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
         register: limiter('register', 'REGISTER'),
         refresh: limiter('refresh', 'REFRESH'),
         // Guessing the current password through this route is a login attempt: same limit.
-        password: limiter('password', 'LOGIN', { countFailuresOnly: true }),
+        password: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true }),
       },
     }),
   );

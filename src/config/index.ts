@@ -6,6 +6,7 @@ import {
   parseBoolean,
   parseByteSize,
   parseDurationMs,
+  parseAddressList,
   parseOrigins,
   parseTrustProxy,
   type TrustProxy,
@@ -81,6 +82,8 @@ const envSchema = z.object({
   BODY_LIMIT: from(parseByteSize).default(100 * 1024),
   TRUST_PROXY: from(parseTrustProxy).optional(),
   OPS_TOKEN: z.string().optional(),
+  // Who may read /health/detailed and /metrics in production without the token.
+  OPS_ALLOWED_ADDRESSES: from(parseAddressList).default(['loopback']),
   ENABLE_DIAGNOSTIC_ROUTES: from(parseBoolean).default(false),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: integer(0, 60_000).default(1500),
@@ -119,6 +122,7 @@ export interface Config {
   readonly bodyLimitBytes: number;
   readonly trustProxy: TrustProxy;
   readonly opsToken: string | undefined;
+  readonly opsAllowedAddresses: readonly string[];
   readonly enableDiagnosticRoutes: boolean;
   readonly shutdownTimeoutMs: number;
   /** After a signal: keep listening this long, answering with Connection: close, before closing. */
@@ -277,6 +281,7 @@ export function loadConfig(env: Env = process.env): Config {
     bodyLimitBytes: e.BODY_LIMIT,
     trustProxy: e.TRUST_PROXY ?? ['loopback'],
     opsToken: e.OPS_TOKEN,
+    opsAllowedAddresses: Object.freeze([...e.OPS_ALLOWED_ADDRESSES]),
     enableDiagnosticRoutes: e.ENABLE_DIAGNOSTIC_ROUTES,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,

@@ -59,6 +59,17 @@ export function parseTrustProxy(raw: string): TrustProxy {
   return list;
 }
 
+/** A comma-separated list of addresses, CIDRs or proxy-addr names (loopback, uniquelocal...). */
+export function parseAddressList(raw: string): string[] {
+  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  try {
+    proxyAddr.compile(list);
+  } catch {
+    throw new Error('must be a comma-separated list of IP addresses, CIDRs or loopback/linklocal/uniquelocal');
+  }
+  return list;
+}
+
 /** CORS_ORIGINS: exact origins only (scheme://host[:port]); no wildcard, no "null". */
 export function parseOrigins(raw: string): string[] {
   const list = raw.split(',').map((s) => s.trim()).filter(Boolean);

@@ -55,6 +55,15 @@ export function clientKey(req: Request): string {
 }
 
 /**
+ * The user when the request carries a valid access token (verified before the limiter runs, see
+ * startRevocationCheck), else the client IP: a user's limit follows them across addresses.
+ */
+export function userOrClientKey(req: Request): string {
+  const sub = req.earlyRevocationCheck?.claims.sub;
+  return sub !== undefined ? `user:${sub}` : clientKey(req);
+}
+
+/**
  * Client IP plus the submitted email (hashed: no addresses in Redis), so that one attacker cannot
  * lock a victim out from everywhere and one address cannot try many passwords on one account.
  */

@@ -122,7 +122,7 @@ describe('with slow dependencies', () => {
 });
 
 describe('ops access in production', () => {
-  const config = loadConfig({
+  const PRODUCTION = {
     NODE_ENV: 'production',
     REDIS_URL: 'redis://127.0.0.1:6379',
     DATABASE_URL: 'postgres://postgres@127.0.0.1/test',
@@ -131,7 +131,8 @@ describe('ops access in production', () => {
     CORS_ORIGINS: '',
     TRUST_PROXY: 'loopback',
     OPS_TOKEN: 'ops-token-0123456789-0123456789-xyz',
-  });
+  };
+  const config = loadConfig(PRODUCTION);
   const app = express();
   app.set('trust proxy', config.trustProxy);
   app.get('/ops', opsAccess(config), (_req, res) => void res.json({ ok: true }));
@@ -146,6 +147,16 @@ describe('ops access in production', () => {
     expect(res.status).toBe(403);
     expect(res.body.error.code).toBe('forbidden');
     expect((await request(app).get('/ops').set('X-Forwarded-For', '203.0.113.9').set('Authorization', 'Bearer nope')).status).toBe(403);
+  });
+
+  it('lets in the addresses OPS_ALLOWED_ADDRESSES lists', async () => {
+    const open = loadConfig({ ...PRODUCTION, OPS_ALLOWED_ADDRESSES: 'loopback, 10.0.0.0/8' });
+    const app2 = express();
+    app2.set('trust proxy', open.trustProxy);
+    app2.get('/ops', opsAccess(open), (_req, res) => void res.json({ ok: true }));
+    app2.use(errorHandler(captureLogger().logger));
+    expect((await request(app2).get('/ops').set('X-Forwarded-For', '10.1.2.3')).status).toBe(200);
+    expect((await request(app2).get('/ops').set('X-Forwarded-For', '11.1.2.3')).status).toBe(403);
   });
 
   it('lets the ops bearer token in from anywhere', async () => {

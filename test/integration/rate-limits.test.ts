@@ -10,15 +10,17 @@ import type { KeyValueStore } from '../../src/lib/store/types';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { register, TEST_PASSWORD } from '../helpers/auth';
 
+// Fixed, so that sibling apps accept the tokens ctx.app issues.
+const SECRETS = { JWT_ACCESS_SECRET: 'rate-limit-test-access-secret-0123456789', JWT_REFRESH_SECRET: 'rate-limit-test-refresh-secret-0123456789' };
 let ctx: TestContext;
 beforeAll(async () => {
-  ctx = await createTestContext({ env: { RATE_LIMIT_LOGIN_MAX: '5' } });
+  ctx = await createTestContext({ env: { ...SECRETS, RATE_LIMIT_LOGIN_MAX: '5' } });
 });
 afterAll(async () => ctx?.close());
 
 /** Another app over the same store and database, with other limits. */
 function sibling(env: Record<string, string>, store = ctx.deps.store) {
-  return createApp({ ...ctx.deps, store, config: loadConfig({ NODE_ENV: 'test', RATE_LIMIT_API_MAX: '100000', ...env }) });
+  return createApp({ ...ctx.deps, store, config: loadConfig({ NODE_ENV: 'test', ...SECRETS, RATE_LIMIT_API_MAX: '100000', ...env }) });
 }
 
 /** A store of the same kind with fresh keys, for tests that count the loopback peer itself. */
@@ -70,6 +72,24 @@ describe('login', () => {
     for (let i = 0; i < 8; i++) {
       expect((await request(ctx.app).post('/api/v1/auth/login').send({ email: account.email, password: TEST_PASSWORD })).status).toBe(200);
     }
+  });
+});
+
+describe('per-user limits', () => {
+  it('keys password changes by the authenticated user, whatever address they come from', async () => {
+    const app = sibling({ RATE_LIMIT_LOGIN_MAX: '2' });
+    const account = await register(ctx.app);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await request(app)
+        .post('/api/v1/auth/password')
+        .set('Authorization', `Bearer ${account.accessToken}`)
+        .set('X-Forwarded-For', `198.18.0.${i + 1}`)
+        .send({ currentPassword: 'not the password', newPassword: 'whatever passphrase' });
+      statuses.push(res.status);
+      if (res.status === 401) expect(res.body.error.code).toBe('invalid_credentials');
+    }
+    expect(statuses).toEqual([401, 401, 429]);
   });
 });
 

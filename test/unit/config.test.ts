@@ -131,6 +131,12 @@ describe('loadConfig', () => {
     expect(problemsOf({ RATE_LIMIT_LOGIN_MAX: '0' })[0]).toMatch(/^RATE_LIMIT_LOGIN_MAX:/);
   });
 
+  it('reads the ops allow-list, loopback by default', () => {
+    expect(loadConfig({}).opsAllowedAddresses).toEqual(['loopback']);
+    expect(loadConfig({ OPS_ALLOWED_ADDRESSES: '10.0.0.0/8, 192.168.1.5' }).opsAllowedAddresses).toEqual(['10.0.0.0/8', '192.168.1.5']);
+    expect(problemsOf({ OPS_ALLOWED_ADDRESSES: 'everyone' })[0]).toMatch(/^OPS_ALLOWED_ADDRESSES:/);
+  });
+
   it('keeps the headers timeout above the keep-alive timeout', () => {
     const config = loadConfig({ KEEP_ALIVE_TIMEOUT_MS: '75000' });
     expect(config.keepAliveTimeoutMs).toBe(75_000);

@@ -4,6 +4,7 @@
 //   /health/ready    readiness: dependencies reachable and not draining
 //   /health/detailed per-component report (application/health+json)
 import { timingSafeEqual } from 'node:crypto';
+import proxyAddr from 'proxy-addr';
 import type { Request, RequestHandler, Response } from 'express';
 import { Router } from 'express';
 import type { Config } from '../../config';
@@ -30,16 +31,16 @@ function tokenMatches(presented: string, expected: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
-
-/** In production: only loopback callers or the ops bearer token. Elsewhere: open. */
+/** In production: only OPS_ALLOWED_ADDRESSES (loopback by default) or the ops bearer token. */
 export function opsAccess(config: Config): RequestHandler {
+  const allowed = proxyAddr.compile([...config.opsAllowedAddresses]);
   return (req: Request, _res, next) => {
     if (!config.isProduction) return next();
     const auth = req.headers.authorization;
     const match = typeof auth === 'string' ? /^Bearer\s+(\S+)$/i.exec(auth) : null;
     if (config.opsToken && match && tokenMatches(match[1]!, config.opsToken)) return next();
-    if (LOOPBACK.test(req.ip ?? '')) return next();
+    // req.ip: the client as resolved through trust proxy, not the proxy in front of the app.
+    if (req.ip !== undefined && allowed(req.ip, 0)) return next();
     next(new AppError('forbidden'));
   };
 }
