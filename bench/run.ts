@@ -11,12 +11,12 @@ import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import Redis from 'ioredis';
+import { deleteRedisPrefix } from '../test/helpers/app';
 import { NGINX, TestNginx } from '../test/helpers/nginx';
 import { Pm2App } from '../test/helpers/pm2';
+import { freePort } from '../test/helpers/redis-server';
 
 const ROOT = path.resolve(__dirname, '..');
 const short = process.argv.includes('--short');
@@ -49,17 +49,6 @@ interface Sample {
   p99: number;
   errors: number;
   non2xx: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 async function startServer(name: string, script: string, env: Record<string, string>, execArgv: string[] = []): Promise<Server> {
@@ -290,20 +279,9 @@ async function main(): Promise<void> {
     } catch {
       // best effort: the daemon is ours and dies with its PM2_HOME
     }
-    await deletePrefix(prefix).catch(() => undefined);
+    // The run's keys (sessions live 30 days) are removed; nothing else is touched.
+    await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
   }
-}
-
-/** The run's keys (sessions live 30 days) are removed; nothing else is touched. */
-async function deletePrefix(prefix: string): Promise<void> {
-  const client = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
-  let cursor = '0';
-  do {
-    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length > 0) await client.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
-  client.disconnect();
 }
 
 main().catch((err: unknown) => {

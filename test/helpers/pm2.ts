@@ -1,5 +1,6 @@
 // Runs the app under a real PM2 daemon of its own (own PM2_HOME), started and killed by the test.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -63,6 +64,25 @@ export class Pm2App {
       rmSync(this.home, { recursive: true, force: true });
     }
   }
+}
+
+/** Environment for a 2-worker cluster in system tests: real services, diagnostics on, quiet logs. */
+export function clusterEnv(port: number, redisUrl: string, databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
+  return {
+    PORT: String(port),
+    PM2_INSTANCES: '2',
+    REDIS_URL: redisUrl,
+    DATABASE_URL: databaseUrl,
+    JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
+    JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
+    ENABLE_DIAGNOSTIC_ROUTES: 'true',
+    LOG_LEVEL: 'warn',
+    RATE_LIMIT_API_MAX: '1000000',
+    RATE_LIMIT_REGISTER_MAX: '1000',
+    SHUTDOWN_DRAIN_MS: '1000',
+    SHUTDOWN_TIMEOUT_MS: '8000',
+    ...overrides,
+  };
 }
 
 export interface Reply {

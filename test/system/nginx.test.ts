@@ -2,12 +2,12 @@
 import https from 'node:https';
 import http from 'node:http';
 import tls from 'node:tls';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { NGINX, TestNginx } from '../helpers/nginx';
-import { Pm2App } from '../helpers/pm2';
+import { clusterEnv, Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, TestRedisServer } from '../helpers/redis-server';
 import { DATABASE_URL } from '../helpers/services';
 
@@ -60,22 +60,14 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
     appPort = await freePort();
     httpsPort = await freePort();
     nginx = new TestNginx({ http: await freePort(), https: httpsPort, upstream: appPort }, '100000r/s');
-    app = new Pm2App(`rampart-nginx-${randomUUID().slice(0, 8)}`, {
-      PORT: String(appPort),
-      HOST: '127.0.0.1',
-      PM2_INSTANCES: '2',
-      REDIS_URL: redis.url,
-      DATABASE_URL: db.url,
-      JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
-      JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
-      ENABLE_DIAGNOSTIC_ROUTES: 'true',
-      LOG_LEVEL: 'warn',
-      TRUST_PROXY: '1', // nginx is the one hop; the app listens on loopback only (HOST)
-      RATE_LIMIT_LOGIN_MAX: '3',
-      RATE_LIMIT_API_MAX: '1000000',
-      SHUTDOWN_DRAIN_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: '8000',
-    });
+    app = new Pm2App(
+      `rampart-nginx-${randomUUID().slice(0, 8)}`,
+      clusterEnv(appPort, redis.url, db.url, {
+        HOST: '127.0.0.1',
+        TRUST_PROXY: '1', // nginx is the one hop; the app listens on loopback only (HOST)
+        RATE_LIMIT_LOGIN_MAX: '3',
+      }),
+    );
     app.start();
     await nginx.start();
     const deadline = Date.now() + 60_000;

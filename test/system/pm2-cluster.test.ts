@@ -1,10 +1,10 @@
 // System tests: the built app under real PM2 in cluster mode (2 workers), with real PostgreSQL and
 // a Redis of the test's own that it stops and restarts. Bounded in time; stops what it started.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { fresh, Pm2App } from '../helpers/pm2';
+import { clusterEnv, fresh, Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, TestRedisServer } from '../helpers/redis-server';
 import { DATABASE_URL } from '../helpers/services';
 
@@ -47,21 +47,7 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     redis = await TestRedisServer.create();
     db = await createTestDatabase();
     port = await freePort();
-    app = new Pm2App(`rampart-sys-${randomUUID().slice(0, 8)}`, {
-      PORT: String(port),
-      PM2_INSTANCES: '2',
-      REDIS_URL: redis.url,
-      DATABASE_URL: db.url,
-      JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
-      JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
-      ENABLE_DIAGNOSTIC_ROUTES: 'true',
-      LOG_LEVEL: 'warn',
-      RATE_LIMIT_LOGIN_MAX: '5',
-      RATE_LIMIT_API_MAX: '1000000',
-      RATE_LIMIT_REGISTER_MAX: '1000',
-      SHUTDOWN_DRAIN_MS: '1000',
-      SHUTDOWN_TIMEOUT_MS: '8000',
-    });
+    app = new Pm2App(`rampart-sys-${randomUUID().slice(0, 8)}`, clusterEnv(port, redis.url, db.url, { RATE_LIMIT_LOGIN_MAX: '5' }));
     app.start();
     await waitFor('two ready workers', everyWorkerReady, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${app.logs()}`);
