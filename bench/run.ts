@@ -27,15 +27,20 @@ const OUTPUT = short ? path.join(ROOT, '.bench-short.md') : path.join(ROOT, 'BEN
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
-interface Server {
+/** Where a scenario sends its load. */
+interface Target {
   name: string;
   port: number;
+}
+
+/** A server process this harness started. */
+interface Server extends Target {
   child: ChildProcess;
 }
 
 interface Scenario {
   name: string;
-  server: () => Server;
+  server: () => Target;
   path: () => string;
   headers?: () => Record<string, string>;
   https?: boolean;
@@ -179,7 +184,7 @@ async function main(): Promise<void> {
     }
 
     // The PM2 cluster (2 workers) behind nginx, as deployed on a host.
-    let edge: Server | undefined;
+    let edge: Target | undefined;
     if (NGINX) {
       const clusterPort = await freePort();
       cluster = new Pm2App(`rampart-bench-${randomUUID().slice(0, 8)}`, {
@@ -196,7 +201,7 @@ async function main(): Promise<void> {
       await nginx.start();
       const deadline = Date.now() + 60_000;
       while (cluster.instances().filter((i) => i.status === 'online').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
-      edge = { name: 'pm2 ×2 behind nginx', port: nginx.ports.https, child: rampart.child };
+      edge = { name: 'pm2 ×2 behind nginx', port: nginx.ports.https };
     } else {
       process.stdout.write('nginx not installed: the PM2-behind-nginx scenario is left out\n');
     }
