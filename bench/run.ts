@@ -14,6 +14,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { deleteRedisPrefix } from '../test/helpers/app';
+import { createTestDatabase } from '../test/helpers/database';
 import { NGINX, TestNginx } from '../test/helpers/nginx';
 import { Pm2App } from '../test/helpers/pm2';
 import { freePort } from '../test/helpers/redis-server';
@@ -135,11 +136,13 @@ const median = (xs: number[]) => {
 async function main(): Promise<void> {
   execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   const prefix = `rampart-bench-${randomUUID().slice(0, 8)}:`;
+  // A database of the run's own, dropped at the end: the benchmark leaves no rows behind.
+  const database = await createTestDatabase(DATABASE_URL);
   const rampartEnv: Record<string, string> = {
     NODE_ENV: 'production',
     LOG_LEVEL: 'info',
     REDIS_URL,
-    DATABASE_URL,
+    DATABASE_URL: database.url,
     JWT_ACCESS_SECRET: randomBytes(32).toString('hex'),
     JWT_REFRESH_SECRET: randomBytes(32).toString('hex'),
     CORS_ORIGINS: 'https://app.example.com',
@@ -286,6 +289,7 @@ async function main(): Promise<void> {
     }
     // The run's keys (sessions live 30 days) are removed; nothing else is touched.
     await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
+    await database.drop().catch(() => undefined);
   }
 }
 

@@ -7,8 +7,8 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: DATABASE_URL });
+async function admin<T>(adminUrl: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
     return await fn(client);
@@ -17,14 +17,15 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
-  if (!DATABASE_URL) throw new Error('createTestDatabase needs DATABASE_URL');
+/** A new database on the server of adminUrl (DATABASE_URL by default). */
+export async function createTestDatabase(adminUrl = DATABASE_URL): Promise<TestDatabase> {
+  if (!adminUrl) throw new Error('createTestDatabase needs DATABASE_URL');
   const name = `rampart_t_${uniqueSuffix()}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name}`));
-  const url = new URL(DATABASE_URL);
+  await admin(adminUrl, (c) => c.query(`CREATE DATABASE ${name}`));
+  const url = new URL(adminUrl);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+    drop: () => admin(adminUrl, (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
   };
 }
