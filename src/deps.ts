@@ -21,11 +21,12 @@ export interface Dependencies {
   close(): Promise<void>;
 }
 
+/** How long start-up waits for Redis before going on without it (readiness reports it). */
+const REDIS_CONNECT_WAIT_MS = 3000;
+
 export interface DependencyOptions {
   /** Key prefix for both stores (tests isolate themselves with it). */
   keyPrefix?: string;
-  /** How long start-up waits for Redis before going on without it (readiness reports it). */
-  connectTimeoutMs?: number;
 }
 
 export async function createDependencies(
@@ -35,12 +36,11 @@ export async function createDependencies(
 ): Promise<Dependencies> {
   const prefix = options.keyPrefix ?? config.redisKeyPrefix;
   const clients: Redis[] = [];
-  const connectTimeoutMs = options.connectTimeoutMs ?? 3000;
 
   const redisFor = async (url: string, role: string): Promise<Redis> => {
     const client = createRedisClient({ url, role, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
     clients.push(client);
-    if (!(await connectRedis(client, connectTimeoutMs))) {
+    if (!(await connectRedis(client, REDIS_CONNECT_WAIT_MS))) {
       logger.warn('redis not reachable at start-up; continuing and reconnecting in the background', { role });
     }
     return client;

@@ -57,10 +57,6 @@ export class AppError extends Error {
   }
 }
 
-export function isAppError(err: unknown): err is AppError {
-  return err instanceof AppError;
-}
-
 /** A dependency needed for this request is down: fail fast and tell the client when to retry. */
 export function serviceUnavailable(cause?: unknown, retryAfterSeconds = 5): AppError {
   return new AppError('service_unavailable', {

@@ -75,15 +75,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
  * caller still sees the rejection). Used on the stores and the database to count dependency errors.
  */
 export function countFailures<T extends object>(target: T, onFailure: () => void): T {
+  // Wrappers are made once per method (this sits on the request path), not on every call.
+  const wrapped = new Map<PropertyKey, (...args: unknown[]) => unknown>();
   return new Proxy(target, {
     get(obj, prop, receiver) {
       const value: unknown = Reflect.get(obj, prop, receiver);
       if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        const result: unknown = (value as (...a: unknown[]) => unknown).apply(obj, args);
-        if (result instanceof Promise) result.catch(onFailure);
-        return result;
-      };
+      let wrapper = wrapped.get(prop);
+      if (!wrapper) {
+        const method = value as (...a: unknown[]) => unknown;
+        wrapper = (...args: unknown[]) => {
+          const result: unknown = method.apply(obj, args);
+          if (result instanceof Promise) result.catch(onFailure);
+          return result;
+        };
+        wrapped.set(prop, wrapper);
+      }
+      return wrapper;
     },
   });
 }

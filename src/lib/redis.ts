@@ -45,8 +45,9 @@ export function createRedisClient({ url, role, commandTimeoutMs, logger }: Redis
     healthy = false;
   });
   client.on('close', () => {
-    if (healthy === true) logger.warn('redis connection closed; reconnecting', { role, url: where });
-    healthy = healthy === true ? false : healthy;
+    if (healthy !== true) return;
+    logger.warn('redis connection closed; reconnecting', { role, url: where });
+    healthy = false;
   });
   return client;
 }

@@ -8,7 +8,3 @@ export interface RequestContext {
 }
 
 export const requestContext = new AsyncLocalStorage<RequestContext>();
-
-export function currentRequestId(): string | undefined {
-  return requestContext.getStore()?.requestId;
-}

@@ -4,9 +4,11 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { toolAvailable } from './services';
 
 const ROOT = path.resolve(__dirname, '../..');
-export const NGINX = ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
+const found = ['/usr/sbin/nginx', '/usr/local/sbin/nginx'].find((p) => spawnSync(p, ['-v']).status === 0);
+export const NGINX = toolAvailable(found !== undefined, 'nginx (Debian package nginx)') ? found : undefined;
 
 export interface NginxPorts {
   http: number;

@@ -3,8 +3,9 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { toolAvailable } from './services';
 
-export const HAS_REDIS_SERVER = spawnSync('redis-server', ['--version']).status === 0;
+export const HAS_REDIS_SERVER = toolAvailable(spawnSync('redis-server', ['--version']).status === 0, 'redis-server');
 export const NO_REDIS_SERVER_REASON = 'skipped: redis-server binary not installed';
 
 export async function freePort(): Promise<number> {

@@ -10,6 +10,15 @@ if (process.env.CI && (!REDIS_URL || !DATABASE_URL)) {
 export const NO_REDIS_REASON = 'skipped: REDIS_URL not set (runs against real Redis in CI)';
 export const NO_DATABASE_REASON = 'skipped: DATABASE_URL not set (runs against real PostgreSQL in CI)';
 
+/**
+ * Whether a tool a test needs is installed. Outside CI a missing tool skips those tests (visibly,
+ * with the reason in their names); in CI it is an error right here, since .ci/run installs them.
+ */
+export function toolAvailable(available: boolean, what: string): boolean {
+  if (!available && process.env.CI) throw new Error(`CI must have ${what}: .ci/run installs it`);
+  return available;
+}
+
 export function uniqueSuffix(): string {
   return `${process.pid}_${Date.now().toString(36)}_${Math.random().toString(36).slice(2, 8)}`;
 }

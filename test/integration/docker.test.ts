@@ -9,11 +9,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { freePort } from '../helpers/redis-server';
-import { DATABASE_URL, REDIS_URL } from '../helpers/services';
+import { DATABASE_URL, REDIS_URL, toolAvailable } from '../helpers/services';
 
 const ROOT = path.resolve(__dirname, '../..');
 const COMPOSE = path.join(ROOT, 'docker-compose.production.yml');
-const HAS_COMPOSE = spawnSync('docker-compose', ['version']).status === 0;
+const HAS_COMPOSE = toolAvailable(spawnSync('docker-compose', ['version']).status === 0, 'docker-compose (Debian package docker-compose)');
 
 const REQUIRED = {
   JWT_ACCESS_SECRET: 'a'.repeat(64),

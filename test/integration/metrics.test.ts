@@ -6,8 +6,9 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
+import { toolAvailable } from '../helpers/services';
 
-const HAS_PROMTOOL = spawnSync('promtool', ['--version']).status === 0;
+const HAS_PROMTOOL = toolAvailable(spawnSync('promtool', ['--version']).status === 0, 'promtool (Debian package prometheus)');
 
 let ctx: TestContext;
 let metrics: Metrics;

@@ -10,9 +10,9 @@ import { deleteRedisPrefix } from '../helpers/app';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { fresh, ROOT } from '../helpers/pm2';
 import { freePort } from '../helpers/redis-server';
-import { DATABASE_URL, REDIS_URL } from '../helpers/services';
+import { DATABASE_URL, REDIS_URL, toolAvailable } from '../helpers/services';
 
-const HAS_PG_DUMP = spawnSync('pg_dump', ['--version']).status === 0;
+const HAS_PG_DUMP = toolAvailable(spawnSync('pg_dump', ['--version']).status === 0, 'pg_dump (Debian package postgresql-client)');
 const CAN_RUN = Boolean(DATABASE_URL && REDIS_URL) && HAS_PG_DUMP;
 const REASON = HAS_PG_DUMP ? 'skipped: needs DATABASE_URL and REDIS_URL' : 'skipped: pg_dump not installed (Debian package postgresql-client)';
 
