@@ -1,7 +1,7 @@
 // createApp: the middleware order and the routers; nothing here listens or connects.
 // Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
 // middleware, the error handler last.
-import express, { type Express } from 'express';
+import express, { Router, type Express } from 'express';
 import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
 import { AccessTokens } from './lib/access-tokens';
@@ -10,15 +10,17 @@ import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { accessLog } from './middleware/access-log';
 import { jsonBody, requireJsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
+import { memoizeClientAddress } from './middleware/client-address';
 import { corsPolicy } from './middleware/cors';
 import { errorHandler } from './middleware/error-handler';
 import { httpMetrics } from './middleware/http-metrics';
 import { authenticate, startRevocationCheck } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, userOrClientKey, type LimiterOptions } from './middleware/rate-limit';
-import { requestStart } from './middleware/request-start';
+import { closeConnectionsWhileDraining, requestStart } from './middleware/request-start';
 import { ResponseCache } from './middleware/response-cache';
 import { notFound } from './middleware/routing';
+import { series } from './middleware/series';
 import { authRouter } from './modules/auth/routes';
 import { Sessions } from './modules/auth/sessions';
 import { diagRouter } from './modules/diag/routes';
@@ -59,13 +61,16 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   app.set('trust proxy', config.trustProxy);
   app.set('query parser', 'simple');
 
-  app.use(requestStart(lifecycle));
+  closeConnectionsWhileDraining(app, lifecycle);
+  memoizeClientAddress(app);
+
+  // Routers are mounted by prefix: a request visits only its own module's routes.
+  app.use(requestStart());
   // Operations endpoints: answered before logging, metrics and the API middleware (load balancers
   // poll them constantly; they are never rate limited).
-  app.use(healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION }));
-  app.use(metricsRouter({ config, metrics, logger, cluster: options.clusterMetrics }));
-  app.use(accessLog(logger));
-  app.use(httpMetrics(metrics));
+  app.use('/health', healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION }));
+  app.use('/metrics', metricsRouter({ config, metrics, logger, cluster: options.clusterMetrics }));
+  app.use(series(accessLog(logger), httpMetrics(metrics)));
 
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
@@ -82,23 +87,24 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       ...extra,
     });
 
-  // Everything under /api/v1 goes through the API middleware; routers declare full paths.
-  const API = '/api/v1';
-  app.use(
-    API,
-    corsPolicy(config.corsOrigins),
-    requireJsonBody(),
-    jsonBody(config.bodyLimitBytes),
-    queryHardening(logger),
-    responseCompression(),
-    // Same tick as the limiter below: its revocation read shares the limiter's round trip.
-    startRevocationCheck({ tokens, sessions }),
-    // The general limit fails open (availability of reads); the auth limits below fail closed.
-    limiter('api', 'API', { failOpen: true }),
+  // Everything under /api/v1 goes through the API middleware, run as one layer.
+  const api = Router();
+  api.use(
+    series(
+      corsPolicy(config.corsOrigins),
+      requireJsonBody(),
+      jsonBody(config.bodyLimitBytes),
+      queryHardening(logger),
+      responseCompression(),
+      // Same tick as the limiter below: its revocation read shares the limiter's round trip.
+      startRevocationCheck({ tokens, sessions }),
+      // The general limit fails open (availability of reads); the auth limits below fail closed.
+      limiter('api', 'API', { failOpen: true }),
+    ),
   );
-  app.use(
+  api.use(
+    '/auth',
     authRouter({
-      base: `${API}/auth`,
       db: deps.db,
       tokens,
       sessions,
@@ -113,9 +119,10 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       },
     }),
   );
-  app.use(usersRouter(`${API}/users`, deps.db, auth));
-  app.use(itemsRouter(`${API}/items`, deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
-  if (config.enableDiagnosticRoutes) app.use(diagRouter(`${API}/_diag`));
+  api.use('/users', usersRouter(deps.db, auth));
+  api.use('/items', itemsRouter(deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
+  if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
+  app.use('/api/v1', api);
 
   app.use(notFound());
   app.use(errorHandler(logger));

@@ -1,6 +1,42 @@
-// 404 for unknown paths and 405 (with Allow) for known paths with an unsupported method.
-import type { RequestHandler, Router } from 'express';
+// Module routers, 404 for unknown paths and 405 (with Allow) for known paths with an unsupported
+// method.
+import type { Request, RequestHandler } from 'express';
+import { Router } from 'express';
 import { AppError } from '../lib/errors';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    /** The mount path of the module router that matched (see moduleRouter). */
+    routeBase?: string;
+  }
+}
+
+const recordRouteBase: RequestHandler = (req, _res, next) => {
+  req.routeBase = req.baseUrl;
+  next();
+};
+
+/**
+ * A router for one module, to be mounted at its base path (app.use('/api/v1/items', router)) with
+ * routes relative to it. Mounting by prefix means a request walks only its own module's routes;
+ * Express pays per layer visited (path match, params objects, a closure). The first layer records
+ * the mount path: req.baseUrl is rewound when an error unwinds to the app-level handler, and the
+ * metrics label needs the full template after that.
+ */
+export function moduleRouter(): Router {
+  const router = Router();
+  router.use(recordRouteBase);
+  return router;
+}
+
+/** The matched route's full template (/api/v1/items/:id), never the raw path; undefined if none matched. */
+export function routeTemplate(req: Request): string | undefined {
+  const path = (req.route as { path?: unknown } | undefined)?.path;
+  if (typeof path !== 'string') return undefined;
+  const base = req.routeBase ?? '';
+  if (path === '/') return base === '' ? '/' : base;
+  return base + path;
+}
 
 interface LayerLike {
   route?: { path: string; methods: Record<string, boolean> };

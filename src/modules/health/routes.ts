@@ -5,12 +5,11 @@
 //   /health/detailed per-component report (application/health+json)
 import { timingSafeEqual } from 'node:crypto';
 import proxyAddr from 'proxy-addr';
-import type { Request, RequestHandler, Response } from 'express';
-import { Router } from 'express';
+import type { Request, RequestHandler, Response, Router } from 'express';
 import type { Config } from '../../config';
 import { AppError } from '../../lib/errors';
 import type { Lifecycle } from '../../lib/lifecycle';
-import { rejectOtherMethods } from '../../middleware/routing';
+import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
 import type { Probes } from './probes';
 import { healthReport, startEventLoopMonitor } from './report';
 
@@ -45,21 +44,22 @@ export function opsAccess(config: Config): RequestHandler {
   };
 }
 
+/** Mounted at /health. */
 export function healthRouter({ config, lifecycle, probes, version }: HealthOptions): Router {
-  const router = Router();
+  const router = moduleRouter();
   startEventLoopMonitor();
 
-  router.get('/health', (_req, res) => {
+  router.get('/', (_req, res) => {
     noStore(res);
     res.status(lifecycle.draining ? 503 : 200).json({ status: lifecycle.draining ? 'fail' : 'pass' });
   });
 
-  router.get('/health/live', (_req, res) => {
+  router.get('/live', (_req, res) => {
     noStore(res);
     res.json({ status: 'pass' });
   });
 
-  router.get('/health/ready', async (_req, res) => {
+  router.get('/ready', async (_req, res) => {
     noStore(res);
     if (lifecycle.draining) {
       res.status(503).json({ status: 'fail', reason: 'draining' });
@@ -70,7 +70,7 @@ export function healthRouter({ config, lifecycle, probes, version }: HealthOptio
     res.status(ok ? 200 : 503).json({ status: ok ? 'pass' : 'fail', checks: { redis: redis.ok, database: database.ok } });
   });
 
-  router.get('/health/detailed', opsAccess(config), async (_req, res) => {
+  router.get('/detailed', opsAccess(config), async (_req, res) => {
     noStore(res);
     const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
     const report = healthReport({

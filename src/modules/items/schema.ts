@@ -1,6 +1,7 @@
 // Validation chains for items, built once at module load. JSON types are checked, not coerced:
 // "12" is not a price and 5 is not a name. Unknown fields are rejected, never stored.
 import { body, checkExact, param, query } from 'express-validator';
+import type { Request } from 'express';
 import { SORT_KEYS } from './repository';
 
 export const MAX_PRICE = 9_999_999_999.99; // numeric(12, 2)
@@ -14,6 +15,14 @@ export const listItemsQuery = [
 ];
 
 export const itemIdParam = [param('id').isUUID().withMessage('must be a UUID')];
+
+// The ids isUUID() above accepts (validator's "all": versions 1-8, nil and max), as one regular
+// expression for validate()'s fast path; a unit test holds the two to the same answers.
+const UUID = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}|0{8}-0{4}-0{4}-0{4}-0{12}|f{8}-f{4}-f{4}-f{4}-f{12})$/i;
+export const hasItemId = (req: Request): boolean => {
+  const id = req.params.id;
+  return typeof id === 'string' && UUID.test(id);
+};
 
 const isPrice = (value: unknown): boolean =>
   typeof value === 'number' && Number.isFinite(value) && value >= 0 && value <= MAX_PRICE && Math.abs(Math.round(value * 100) - value * 100) < 1e-6;

@@ -1,11 +1,10 @@
 // GET /metrics: Prometheus text format. For the process, or under PM2 cluster mode for the whole
 // host (every instance, merged). Guarded like /health/detailed in production.
-import type { RequestHandler } from 'express';
-import { Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import type { Config } from '../../config';
 import type { Logger } from '../../lib/logger';
 import type { Metrics } from '../../lib/metrics';
-import { rejectOtherMethods } from '../../middleware/routing';
+import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
 import { opsAccess } from '../health/routes';
 import type { ClusterMetrics } from './cluster';
 
@@ -17,8 +16,9 @@ export interface MetricsRouteOptions {
   cluster?: ClusterMetrics;
 }
 
+/** Mounted at /metrics. */
 export function metricsRouter({ config, metrics, logger, cluster }: MetricsRouteOptions): Router {
-  const router = Router();
+  const router = moduleRouter();
   const handler: RequestHandler = async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     if (cluster) {
@@ -36,6 +36,6 @@ export function metricsRouter({ config, metrics, logger, cluster }: MetricsRoute
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
   };
-  router.get('/metrics', opsAccess(config), handler);
+  router.get('/', opsAccess(config), handler);
   return rejectOtherMethods(router);
 }

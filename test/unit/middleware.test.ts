@@ -1,0 +1,70 @@
+// Unit tests for middleware plumbing whose mistakes would not show in a happy-path request.
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import { validationResult } from 'express-validator';
+import { describe, expect, it } from 'vitest';
+import { series } from '../../src/middleware/series';
+import { hasItemId, itemIdParam } from '../../src/modules/items/schema';
+
+describe('validate() fast path for item ids', () => {
+  const chainAccepts = async (id: string) => {
+    const req = { params: { id } } as unknown as Request;
+    for (const chain of itemIdParam) await chain.run(req);
+    return validationResult(req).isEmpty();
+  };
+  const candidates = [
+    randomUUID(),
+    randomUUID().toUpperCase(),
+    '00000000-0000-0000-0000-000000000000',
+    'ffffffff-ffff-ffff-ffff-ffffffffffff',
+    'FFFFFFFF-FFFF-FFFF-FFFF-FFFFFFFFFFFF',
+    '6ba7b810-9dad-11d1-80b4-00c04fd430c8', // v1
+    '017f22e2-79b0-7cc3-98c4-dc0c0c07398f', // v7
+    '6ba7b810-9dad-01d1-80b4-00c04fd430c8', // version 0
+    '6ba7b810-9dad-91d1-80b4-00c04fd430c8', // version 9
+    '6ba7b810-9dad-41d1-c0b4-00c04fd430c8', // variant c
+    '6ba7b8109dad11d180b400c04fd430c8',
+    `${randomUUID()} `,
+    ` ${randomUUID()}`,
+    `${randomUUID()}\n`,
+    `{${randomUUID()}}`,
+    'not-a-uuid',
+    '',
+    'g'.repeat(8) + '-0000-4000-8000-' + '0'.repeat(12),
+  ];
+  it.each(candidates)('agrees with the express-validator chain on %j', async (id) => {
+    expect(hasItemId({ params: { id } } as unknown as Request)).toBe(await chainAccepts(id));
+  });
+});
+
+describe('series()', () => {
+  const run = (handlers: Parameters<typeof series>) =>
+    new Promise<unknown[]>((resolve) => {
+      const order: unknown[] = [];
+      const next = ((err?: unknown) => resolve([...order, ['next', err]])) as NextFunction;
+      series(...handlers.map((h, i) => (req: Request, res: Response, n: NextFunction) => (order.push(i), h(req, res, n))))({} as Request, {} as Response, next);
+    });
+
+  it('runs every handler in order, then the enclosing next with no error', async () => {
+    expect(await run([(_q, _s, n) => n(), async (_q, _s, n) => n(), (_q, _s, n) => setImmediate(n)])).toEqual([0, 1, 2, ['next', undefined]]);
+  });
+
+  it('stops at an error passed to next, thrown, or rejected', async () => {
+    const boom = new Error('boom');
+    expect(await run([(_q, _s, n) => n(boom), (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
+    expect(await run([() => { throw boom; }, (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
+    expect(await run([async () => { throw boom; }, (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
+  });
+
+  it("hands next('route') and next('router') to the enclosing router", async () => {
+    expect(await run([(_q, _s, n) => n('route'), (_q, _s, n) => n()])).toEqual([0, ['next', 'route']]);
+    expect(await run([(_q, _s, n) => n('router')])).toEqual([0, ['next', 'router']]);
+  });
+
+  it('does nothing more when a handler answers without calling next', async () => {
+    const calls: unknown[] = [];
+    series((_q, _s, _n) => calls.push('answered'), () => calls.push('never'))({} as Request, {} as Response, (() => calls.push('next')) as NextFunction);
+    await new Promise((r) => setImmediate(r));
+    expect(calls).toEqual(['answered']);
+  });
+});
