@@ -14,6 +14,7 @@ import { memoizeClientAddress } from './middleware/client-address';
 import { corsPolicy } from './middleware/cors';
 import { errorHandler } from './middleware/error-handler';
 import { httpMetrics } from './middleware/http-metrics';
+import { leanJsonResponses } from './middleware/json-response';
 import { authenticate, startRevocationCheck } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, userOrClientKey, type LimiterOptions } from './middleware/rate-limit';
@@ -63,6 +64,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
 
   closeConnectionsWhileDraining(app, lifecycle);
   memoizeClientAddress(app);
+  leanJsonResponses(app);
 
   // Routers are mounted by prefix: a request visits only its own module's routes.
   app.use(requestStart());
@@ -119,8 +121,9 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       },
     }),
   );
-  api.use('/users', usersRouter(deps.db, auth));
-  api.use('/items', itemsRouter(deps.db, new ResponseCache(deps.cache, logger, metrics), auth));
+  const cache = new ResponseCache(deps.cache, logger, metrics);
+  api.use('/users', usersRouter(deps.db, cache, auth));
+  api.use('/items', itemsRouter(deps.db, cache, auth));
   if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
   app.use('/api/v1', api);
 

@@ -8,11 +8,17 @@
 //
 // Stampede protection: concurrent misses for one key in this process compute once. Fail open: when
 // the cache store is down or slow the request is served from the source with X-Cache: BYPASS.
+//
+// Audience: a public entry is shared by every client and is never stored from a request that
+// carries credentials. A user entry (GET /users/me) belongs to the authenticated user: the verified
+// user id is part of its key, it is looked up only after authentication (revocation included), and
+// it always goes out as private, no-store.
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import type { KeyValueStore } from '../lib/store/types';
+import { sendJsonText } from './json-response';
 
 const VERSION_TTL_MS = 7 * 86_400_000;
 const SEPARATOR = '\n';
@@ -25,7 +31,11 @@ export interface CacheRouteOptions {
   namespaces: (req: Request) => string[];
   /** The request's identity within the route: normalised, validated parameters only. */
   key: (req: Request) => string;
+  /** 'public' by default; 'user' for one entry per authenticated user (see above). */
+  audience?: 'public' | 'user';
 }
+
+const PRIVATE = 'private, no-store';
 
 export class ResponseCache {
   private readonly inflight = new Map<string, Promise<string | undefined>>();
@@ -50,14 +60,22 @@ export class ResponseCache {
 
   middleware(options: CacheRouteOptions): RequestHandler {
     const count = (result: string) => this.metrics.cacheEvents.inc({ route: options.name, result });
+    const perUser = options.audience === 'user';
     return async (req, res, next) => {
+      let owner = '';
+      if (perUser) {
+        // A programming error (the route lacks authenticate), not a client's: fail, never share.
+        if (!req.auth) throw new Error(`cache ${options.name}: user audience without an authenticated request`);
+        owner = `${req.auth.sub}:`;
+        res.setHeader('Cache-Control', PRIVATE);
+      }
       if (!this.store.isReady()) {
         count('bypass');
         res.setHeader('X-Cache', 'BYPASS');
         return next();
       }
       const namespaces = options.namespaces(req);
-      const entryKey = `resp:${options.name}:${options.key(req)}`;
+      const entryKey = `resp:${options.name}:${owner}${options.key(req)}`;
       let values: (string | null)[];
       try {
         values = await this.store.mget([...namespaces.map((ns) => `ver:${ns}`), entryKey]);
@@ -94,7 +112,7 @@ export class ResponseCache {
         settle(body);
       };
       res.on('close', () => done(undefined)); // the leader failed or its client went away
-      captureJson(req, res, (body) => {
+      captureJson(req, res, perUser, (body) => {
         done(body);
         this.store.set(entryKey, `${versions}${SEPARATOR}${body}`, options.ttlMs).catch((err: Error) => {
           count('error');
@@ -109,24 +127,23 @@ export class ResponseCache {
 
 function sendCached(res: Response, state: 'HIT' | 'MISS', body: string): void {
   res.setHeader('X-Cache', state);
-  res.setHeader('Content-Type', 'application/json; charset=utf-8');
-  res.send(body);
+  sendJsonText(res, body);
 }
 
 /**
- * Intercepts res.json for this response: a 200 answer to a request that carries no credentials is
- * handed to `store` as the exact text sent. Error answers and anything per-user are never stored.
+ * Intercepts res.json for this response: a 200 answer is handed to `store` as the exact text sent.
+ * Error answers are never stored, nor, for a public entry, anything sent to a request with
+ * credentials or marked private.
  */
-function captureJson(req: Request, res: Response, store: (body: string) => void): void {
+function captureJson(req: Request, res: Response, perUser: boolean, store: (body: string) => void): void {
   const original = res.json.bind(res);
   res.json = (value: unknown) => {
-    const personal = req.headers.authorization !== undefined || req.headers.cookie !== undefined;
-    if (res.statusCode !== 200 || personal || res.getHeader('Cache-Control')?.toString().includes('private')) {
+    const personal = !perUser && (req.headers.authorization !== undefined || req.headers.cookie !== undefined || res.getHeader('Cache-Control')?.toString().includes('private'));
+    if (res.statusCode !== 200 || personal) {
       return original(value);
     }
     const body = JSON.stringify(value);
     store(body);
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    return res.send(body);
+    return sendJsonText(res, body);
   };
 }

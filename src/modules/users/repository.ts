@@ -21,7 +21,7 @@ interface UserRow {
 
 const UNIQUE_VIOLATION = '23505';
 
-function toUser(row: UserRow): User {
+function toUser(row: Omit<UserRow, 'password_hash'>): User {
   return {
     id: row.id,
     email: row.email,
@@ -61,7 +61,7 @@ export async function findCredentials(db: Queryable, email: string): Promise<{ u
 }
 
 export async function findUser(db: Queryable, id: string): Promise<User | undefined> {
-  const { rows } = await db.query<UserRow>('SELECT id, email, name, password_hash, created_at FROM users WHERE id = $1', [id]);
+  const { rows } = await db.query<Omit<UserRow, 'password_hash'>>('SELECT id, email, name, created_at FROM users WHERE id = $1', [id]);
   return rows[0] ? toUser(rows[0]) : undefined;
 }
 

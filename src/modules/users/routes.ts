@@ -4,6 +4,7 @@ import { matchedData } from 'express-validator';
 import type { Database } from '../../lib/db';
 import { AppError } from '../../lib/errors';
 import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import type { ResponseCache } from '../../middleware/response-cache';
 import { validate } from '../../middleware/validate';
 import { updateMeBody } from '../auth/schema';
 import { findUser, updateUserName, type User } from './repository';
@@ -14,13 +15,30 @@ function sendUser(res: Response, user: User | undefined): void {
   res.json({ user });
 }
 
+const PROFILE_TTL_MS = 300_000;
+// The account record changes only through this router (PATCH /me); the namespace version makes a
+// change visible to the next read on every worker, and the TTL bounds anything done to the row
+// outside the API.
+const profileNamespace = (userId: string) => `user:${userId}`;
+
 /** Mounted at /api/v1/users. */
-export function usersRouter(db: Database, authenticate: RequestHandler): Router {
+export function usersRouter(db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
   const router = moduleRouter();
-  router.get('/me', authenticate, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
+  // GET /me is the most frequent authenticated read: the answer is kept per user in the cache
+  // store, so a hit costs no database query (authentication and revocation still run first).
+  const cachedProfile = cache.middleware({
+    name: 'users:me',
+    ttlMs: PROFILE_TTL_MS,
+    audience: 'user',
+    namespaces: (req) => [profileNamespace(req.auth!.sub)],
+    key: () => 'me',
+  });
+  router.get('/me', authenticate, cachedProfile, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
   router.patch('/me', authenticate, validate(updateMeBody), async (req, res) => {
     const { name } = matchedData(req, { locations: ['body'] }) as { name: string };
-    sendUser(res, await updateUserName(db, req.auth!.sub, name));
+    const user = await updateUserName(db, req.auth!.sub, name);
+    await cache.invalidate([profileNamespace(req.auth!.sub)]);
+    sendUser(res, user);
   });
   return rejectOtherMethods(router);
 }
