@@ -1,7 +1,7 @@
 // createApp: the middleware order and the routers; nothing here listens or connects.
 // Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
 // middleware, the error handler last.
-import express, { Router, type Express } from 'express';
+import express, { type Express } from 'express';
 import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
 import { AccessTokens } from './lib/access-tokens';
@@ -26,10 +26,10 @@ import { authRouter } from './modules/auth/routes';
 import { Sessions } from './modules/auth/sessions';
 import { diagRouter } from './modules/diag/routes';
 import { createProbes, type Probes } from './modules/health/probes';
-import { healthRouter } from './modules/health/routes';
+import { healthRoutes } from './modules/health/routes';
 import { itemsRouter } from './modules/items/routes';
 import type { ClusterMetrics } from './modules/metrics/cluster';
-import { metricsRouter } from './modules/metrics/routes';
+import { metricsRoutes } from './modules/metrics/routes';
 import { usersRouter } from './modules/users/routes';
 import { VERSION } from './version';
 
@@ -66,12 +66,13 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   memoizeClientAddress(app);
   leanJsonResponses(app);
 
-  // Routers are mounted by prefix: a request visits only its own module's routes.
+  // Module routers are mounted by prefix, so a request visits only its own module's routes; the
+  // operations endpoints are routes on the app itself (see healthRoutes).
   app.use(requestStart());
   // Operations endpoints: answered before logging, metrics and the API middleware (load balancers
   // poll them constantly; they are never rate limited).
-  app.use('/health', healthRouter({ config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION }));
-  app.use('/metrics', metricsRouter({ config, metrics, logger, cluster: options.clusterMetrics }));
+  healthRoutes(app, { config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION });
+  metricsRoutes(app, { config, metrics, logger, cluster: options.clusterMetrics });
   app.use(series(accessLog(logger), httpMetrics(metrics)));
 
   const tokens = new AccessTokens(config.jwt);
@@ -89,9 +90,12 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       ...extra,
     });
 
-  // Everything under /api/v1 goes through the API middleware, run as one layer.
-  const api = Router();
-  api.use(
+  // Everything under /api/v1 goes through the API middleware, run as one layer. The module
+  // routers are mounted beside it at the app level: each level of nested routers costs every
+  // request a rewrite and re-parse of req.url and another router pass.
+  const API = '/api/v1';
+  app.use(
+    API,
     series(
       corsPolicy(config.corsOrigins),
       requireJsonBody(),
@@ -104,8 +108,8 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       limiter('api', 'API', { failOpen: true }),
     ),
   );
-  api.use(
-    '/auth',
+  app.use(
+    `${API}/auth`,
     authRouter({
       db: deps.db,
       tokens,
@@ -122,10 +126,9 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     }),
   );
   const cache = new ResponseCache(deps.cache, logger, metrics);
-  api.use('/users', usersRouter(deps.db, cache, auth));
-  api.use('/items', itemsRouter(deps.db, cache, auth));
-  if (config.enableDiagnosticRoutes) api.use('/_diag', diagRouter());
-  app.use('/api/v1', api);
+  app.use(`${API}/users`, usersRouter(deps.db, cache, auth));
+  app.use(`${API}/items`, itemsRouter(deps.db, cache, auth));
+  if (config.enableDiagnosticRoutes) app.use(`${API}/_diag`, diagRouter());
 
   app.use(notFound());
   app.use(errorHandler(logger));

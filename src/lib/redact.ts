@@ -52,10 +52,12 @@ export function redactUrl(url: string): string {
 }
 
 /** Deep copy with sensitive keys and credential-looking strings redacted. Handles cycles. */
-export function redact(value: unknown, seen = new WeakSet<object>(), depth = 0): unknown {
+export function redact(value: unknown, visited?: WeakSet<object>, depth = 0): unknown {
   if (typeof value === 'string') return redactString(value);
   if (value === null || typeof value !== 'object') return value;
   if (depth > 8) return '[Truncated]';
+  // Created only for objects: most logged fields are strings and numbers.
+  const seen = visited ?? new WeakSet<object>();
   if (seen.has(value)) return '[Circular]';
   seen.add(value);
   if (Array.isArray(value)) return value.map((v) => redact(v, seen, depth + 1));
@@ -68,7 +70,7 @@ export function redact(value: unknown, seen = new WeakSet<object>(), depth = 0):
 }
 
 /** One named value: redacted whole when its name says it is a credential. */
-export function redactField(key: string, value: unknown, seen = new WeakSet<object>(), depth = 0): unknown {
+export function redactField(key: string, value: unknown, seen?: WeakSet<object>, depth = 0): unknown {
   if (SENSITIVE_KEY.test(key) && value !== undefined && value !== null && typeof value !== 'boolean') return REDACTED;
   return redact(value, seen, depth);
 }

@@ -46,11 +46,12 @@ interface LayerLike {
  * Call after a router's routes are declared: each path answers methods it does not support with
  * 405 and an Allow header listing those it does (HEAD comes with GET; OPTIONS is CORS's). A path
  * may be declared by several routes (GET and PATCH separately), so methods are gathered per path
- * and the 405 handler goes after all of them.
+ * and the 405 handler goes after all of them. `fromLayer` limits this to the routes declared from
+ * that position of the stack on (routes added straight to the app's router among other layers).
  */
-export function rejectOtherMethods(router: Router): Router {
+export function rejectOtherMethods(router: Router, fromLayer = 0): Router {
   const byPath = new Map<string, Set<string>>();
-  for (const layer of router.stack as LayerLike[]) {
+  for (const layer of (router.stack as LayerLike[]).slice(fromLayer)) {
     if (!layer.route) continue;
     const methods = byPath.get(layer.route.path) ?? new Set<string>();
     for (const m of Object.keys(layer.route.methods)) if (m !== '_all') methods.add(m.toUpperCase());

@@ -5,11 +5,11 @@
 //   /health/detailed per-component report (application/health+json)
 import { timingSafeEqual } from 'node:crypto';
 import proxyAddr from 'proxy-addr';
-import type { Request, RequestHandler, Response, Router } from 'express';
+import type { Express, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config';
 import { AppError } from '../../lib/errors';
 import type { Lifecycle } from '../../lib/lifecycle';
-import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import { rejectOtherMethods } from '../../middleware/routing';
 import type { Probes } from './probes';
 import { healthReport, startEventLoopMonitor } from './report';
 
@@ -44,22 +44,28 @@ export function opsAccess(config: Config): RequestHandler {
   };
 }
 
-/** Mounted at /health. */
-export function healthRouter({ config, lifecycle, probes, version }: HealthOptions): Router {
-  const router = moduleRouter();
+/**
+ * Declared on the app itself, with full paths, not as a router mounted at /health: load balancers
+ * poll these several times a second per instance, and a mounted router costs each poll a rewrite
+ * and re-parse of the URL and a second router pass, while a route the request does not match costs
+ * the other requests one failed regular expression test.
+ */
+export function healthRoutes(app: Express, { config, lifecycle, probes, version }: HealthOptions): void {
+  const router = app.router;
+  const from = router.stack.length;
   startEventLoopMonitor();
 
-  router.get('/', (_req, res) => {
+  router.get('/health', (_req, res) => {
     noStore(res);
     res.status(lifecycle.draining ? 503 : 200).json({ status: lifecycle.draining ? 'fail' : 'pass' });
   });
 
-  router.get('/live', (_req, res) => {
+  router.get('/health/live', (_req, res) => {
     noStore(res);
     res.json({ status: 'pass' });
   });
 
-  router.get('/ready', async (_req, res) => {
+  router.get('/health/ready', async (_req, res) => {
     noStore(res);
     if (lifecycle.draining) {
       res.status(503).json({ status: 'fail', reason: 'draining' });
@@ -70,7 +76,7 @@ export function healthRouter({ config, lifecycle, probes, version }: HealthOptio
     res.status(ok ? 200 : 503).json({ status: ok ? 'pass' : 'fail', checks: { redis: redis.ok, database: database.ok } });
   });
 
-  router.get('/detailed', opsAccess(config), async (_req, res) => {
+  router.get('/health/detailed', opsAccess(config), async (_req, res) => {
     noStore(res);
     const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
     const report = healthReport({
@@ -84,5 +90,5 @@ export function healthRouter({ config, lifecycle, probes, version }: HealthOptio
     res.status(report.status === 'fail' ? 503 : 200).type('application/health+json').send(JSON.stringify(report.body));
   });
 
-  return rejectOtherMethods(router);
+  rejectOtherMethods(router, from);
 }

@@ -1,10 +1,10 @@
 // GET /metrics: Prometheus text format. For the process, or under PM2 cluster mode for the whole
 // host (every instance, merged). Guarded like /health/detailed in production.
-import type { RequestHandler, Router } from 'express';
+import type { Express, RequestHandler } from 'express';
 import type { Config } from '../../config';
 import type { Logger } from '../../lib/logger';
 import type { Metrics } from '../../lib/metrics';
-import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import { rejectOtherMethods } from '../../middleware/routing';
 import { opsAccess } from '../health/routes';
 import type { ClusterMetrics } from './cluster';
 
@@ -16,9 +16,10 @@ export interface MetricsRouteOptions {
   cluster?: ClusterMetrics;
 }
 
-/** Mounted at /metrics. */
-export function metricsRouter({ config, metrics, logger, cluster }: MetricsRouteOptions): Router {
-  const router = moduleRouter();
+/** Declared on the app with its full path, like the health routes (see healthRoutes). */
+export function metricsRoutes(app: Express, { config, metrics, logger, cluster }: MetricsRouteOptions): void {
+  const router = app.router;
+  const from = router.stack.length;
   const handler: RequestHandler = async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     if (cluster) {
@@ -36,6 +37,6 @@ export function metricsRouter({ config, metrics, logger, cluster }: MetricsRoute
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
   };
-  router.get('/', opsAccess(config), handler);
-  return rejectOtherMethods(router);
+  router.get('/metrics', opsAccess(config), handler);
+  rejectOtherMethods(router, from);
 }
