@@ -28,11 +28,13 @@ export function requireJsonBody(): RequestHandler {
 }
 
 export function jsonBody(limitBytes: number): RequestHandler {
-  return express.json({
+  const parse = express.json({
     limit: limitBytes,
     strict: true,
     type: 'application/json',
     inflate: true,
     reviver: dropPollutingKeys,
   });
+  // Most API requests (reads) have no body: skip the parser's own checks and bookkeeping for them.
+  return (req, res, next) => (hasBody(req) ? parse(req, res, next) : next());
 }

@@ -30,9 +30,9 @@ export class SharedRateLimitStore implements Store {
     return value === null ? undefined : { totalHits: Number(value), resetTime: undefined };
   }
 
-  async increment(key: string): Promise<IncrementResponse> {
-    const { count, resetInMs } = await this.kv.hit(this.prefix + key, this.windowMs);
-    return { totalHits: count, resetTime: new Date(Date.now() + resetInMs) };
+  increment(key: string): Promise<IncrementResponse> {
+    // .then rather than async/await: one promise fewer on every API request.
+    return this.kv.hit(this.prefix + key, this.windowMs).then(({ count, resetInMs }) => ({ totalHits: count, resetTime: new Date(Date.now() + resetInMs) }));
   }
 
   async decrement(key: string): Promise<void> {
