@@ -4,6 +4,7 @@ import express from 'express';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { responseCompression } from '../../src/middleware/compression';
+import { leanJsonResponses } from '../../src/middleware/json-response';
 import { createTestContext, type TestContext } from '../helpers/app';
 
 const ORIGIN = 'https://app.example.com';
@@ -258,5 +259,35 @@ describe('compression', () => {
     const big = await request(app).get('/big').set('Accept-Encoding', 'gzip');
     expect(big.headers['content-encoding']).toBe('gzip');
     expect(big.body.data).toHaveLength(2000);
+  });
+});
+
+describe('JSON responses', () => {
+  it('answer HEAD with the headers of GET and no body', async () => {
+    for (const path of ['/health', '/health/live', '/api/v1/items/00000000-0000-4000-8000-000000000000']) {
+      const get = await request(ctx.app).get(path);
+      const head = await request(ctx.app).head(path);
+      expect(head.status, path).toBe(get.status);
+      expect(head.headers['content-type'], path).toBe('application/json; charset=utf-8');
+      expect(head.headers['content-length'], path).toBe(get.headers['content-length']);
+      expect(Number(get.headers['content-length']), path).toBe(Buffer.byteLength(get.text));
+      expect(head.text ?? '', path).toBe('');
+    }
+  });
+
+  it('count bytes, not characters, in Content-Length, and send no body with 204', async () => {
+    const app = express();
+    leanJsonResponses(app);
+    app.get('/x', (_req, res) => void res.json({ text: 'naïve – ✓' }));
+    app.get('/empty', (_req, res) => void res.status(204).json({ ignored: true }));
+    const res = await request(app).get('/x');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    expect(Number(res.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify({ text: 'naïve – ✓' })));
+    expect(res.body.text).toBe('naïve – ✓');
+    const empty = await request(app).get('/empty');
+    expect(empty.status).toBe(204);
+    expect(empty.headers['content-type']).toBeUndefined();
+    expect(empty.text ?? '').toBe('');
   });
 });
