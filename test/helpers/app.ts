@@ -6,8 +6,10 @@ import { createApp, type AppOptions } from '../../src/app';
 import { loadConfig, type Config, type Env } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
+import { createMetrics } from '../../src/lib/metrics';
 import { createTestDatabase, type TestDatabase } from './database';
 import { captureLogger, type CapturedLogger } from './log-capture';
+import { freePort } from './redis-server';
 import { DATABASE_URL, REDIS_URL, uniqueSuffix } from './services';
 
 export interface TestContext {
@@ -86,4 +88,9 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
       await database?.drop();
     },
   };
+}
+
+/** A context whose cache store points at a port nobody listens on: every cached read is a BYPASS. */
+export async function createCacheDownContext(): Promise<TestContext> {
+  return createTestContext({ env: { CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, app: { metrics: createMetrics() } });
 }

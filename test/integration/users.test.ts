@@ -5,9 +5,8 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { createMetrics } from '../../src/lib/metrics';
-import { createTestContext, type TestContext } from '../helpers/app';
+import { createCacheDownContext, createTestContext, type TestContext } from '../helpers/app';
 import { me, register } from '../helpers/auth';
-import { freePort } from '../helpers/redis-server';
 
 let ctx: TestContext;
 beforeAll(async () => {
@@ -76,7 +75,7 @@ describe('the account read cache', () => {
 describe('the account read with the cache Redis down', () => {
   let down: TestContext;
   beforeAll(async () => {
-    down = await createTestContext({ env: { CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, app: { metrics: createMetrics() } });
+    down = await createCacheDownContext();
   });
   afterAll(async () => down?.close());
 
