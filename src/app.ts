@@ -8,7 +8,7 @@ import { AccessTokens } from './lib/access-tokens';
 import { Lifecycle } from './lib/lifecycle';
 import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { accessLog } from './middleware/access-log';
-import { jsonBody, requireJsonBody } from './middleware/body';
+import { jsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
 import { memoizeClientAddress } from './middleware/client-address';
 import { corsPolicy } from './middleware/cors';
@@ -98,7 +98,6 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     API,
     series(
       corsPolicy(config.corsOrigins),
-      requireJsonBody(),
       jsonBody(config.bodyLimitBytes),
       queryHardening(logger),
       responseCompression(),

@@ -16,17 +16,10 @@ function hasBody(req: Parameters<RequestHandler>[0]): boolean {
   return length !== undefined && length !== '0';
 }
 
-/** 415 unless a body that is present is declared as JSON. */
-export function requireJsonBody(): RequestHandler {
-  return (req, _res, next) => {
-    if (hasBody(req) && !req.is('application/json')) {
-      next(new AppError('unsupported_media_type'));
-      return;
-    }
-    next();
-  };
-}
-
+/**
+ * Request bodies: none (most API requests, reads) goes straight on; one that is present must be
+ * declared as JSON (else 415) and is then parsed with the limits above.
+ */
 export function jsonBody(limitBytes: number): RequestHandler {
   const parse = express.json({
     limit: limitBytes,
@@ -35,6 +28,9 @@ export function jsonBody(limitBytes: number): RequestHandler {
     inflate: true,
     reviver: dropPollutingKeys,
   });
-  // Most API requests (reads) have no body: skip the parser's own checks and bookkeeping for them.
-  return (req, res, next) => (hasBody(req) ? parse(req, res, next) : next());
+  return (req, res, next) => {
+    if (!hasBody(req)) return next();
+    if (!req.is('application/json')) return next(new AppError('unsupported_media_type'));
+    parse(req, res, next);
+  };
 }
