@@ -20,7 +20,7 @@ import { queryHardening } from './middleware/query';
 import { clientAndEmailKey, rateLimiter, userOrClientKey, type LimiterOptions } from './middleware/rate-limit';
 import { closeConnectionsWhileDraining, requestStart } from './middleware/request-start';
 import { ResponseCache } from './middleware/response-cache';
-import { notFound } from './middleware/routing';
+import { mountAt, notFound } from './middleware/routing';
 import { series } from './middleware/series';
 import { authRouter } from './modules/auth/routes';
 import { Sessions } from './modules/auth/sessions';
@@ -66,8 +66,8 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   memoizeClientAddress(app);
   leanJsonResponses(app);
 
-  // Module routers are mounted by prefix, so a request visits only its own module's routes; the
-  // operations endpoints are routes on the app itself (see healthRoutes).
+  // Module routers only see requests under their own path (mountAt), so a request visits only its
+  // own module's routes; the operations endpoints are routes on the app itself (see healthRoutes).
   app.use(requestStart());
   // Operations endpoints: answered before logging, metrics and the API middleware (load balancers
   // poll them constantly; they are never rate limited).
@@ -90,44 +90,53 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       ...extra,
     });
 
-  // Everything under /api/v1 goes through the API middleware, run as one layer. The module
-  // routers are mounted beside it at the app level: each level of nested routers costs every
-  // request a rewrite and re-parse of req.url and another router pass.
+  // Everything under /api/v1 goes through the API middleware, run as one layer.
   const API = '/api/v1';
   app.use(
-    API,
-    series(
-      corsPolicy(config.corsOrigins),
-      jsonBody(config.bodyLimitBytes),
-      queryHardening(logger),
-      responseCompression(),
-      // Same tick as the limiter below: its revocation read shares the limiter's round trip.
-      startRevocationCheck({ tokens, sessions }),
-      // The general limit fails open (availability of reads); the auth limits below fail closed.
-      limiter('api', 'API', { failOpen: true }),
+    mountAt(
+      API,
+      series(
+        corsPolicy(config.corsOrigins),
+        jsonBody(config.bodyLimitBytes),
+        queryHardening(logger),
+        responseCompression(),
+        // Same tick as the limiter below: its revocation read shares the limiter's round trip.
+        startRevocationCheck({ tokens, sessions }),
+        // The general limit fails open (availability of reads); the auth limits below fail closed.
+        limiter('api', 'API', { failOpen: true }),
+      ),
     ),
   );
+  const AUTH = `${API}/auth`;
   app.use(
-    `${API}/auth`,
-    authRouter({
-      db: deps.db,
-      tokens,
-      sessions,
-      logger,
-      authenticate: auth,
-      limits: {
-        login: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true }),
-        register: limiter('register', 'REGISTER'),
-        refresh: limiter('refresh', 'REFRESH'),
-        // Guessing the current password through this route is a login attempt: same limit.
-        password: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true }),
-      },
-    }),
+    mountAt(
+      AUTH,
+      authRouter({
+        base: AUTH,
+        db: deps.db,
+        tokens,
+        sessions,
+        logger,
+        authenticate: auth,
+        limits: {
+          login: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true }),
+          register: limiter('register', 'REGISTER'),
+          refresh: limiter('refresh', 'REFRESH'),
+          // Guessing the current password through this route is a login attempt: same limit.
+          password: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true }),
+        },
+      }),
+    ),
   );
   const cache = new ResponseCache(deps.cache, logger, metrics);
-  app.use(`${API}/users`, usersRouter(deps.db, cache, auth));
-  app.use(`${API}/items`, itemsRouter(deps.db, cache, auth));
-  if (config.enableDiagnosticRoutes) app.use(`${API}/_diag`, diagRouter());
+  const USERS = `${API}/users`;
+  app.use(mountAt(USERS, usersRouter(USERS, deps.db, cache, auth)));
+  const ITEMS = `${API}/items`;
+  app.use(mountAt(ITEMS, itemsRouter(ITEMS, deps.db, cache, auth)));
+  if (config.enableDiagnosticRoutes) {
+    const DIAG = `${API}/_diag`;
+    app.use(mountAt(DIAG, diagRouter(DIAG)));
+  }
 
   app.use(notFound());
   app.use(errorHandler(logger));

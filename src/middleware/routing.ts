@@ -1,41 +1,25 @@
-// Module routers, 404 for unknown paths and 405 (with Allow) for known paths with an unsupported
-// method.
-import type { Request, RequestHandler } from 'express';
-import { Router } from 'express';
+// Mounting module routers, 404 for unknown paths and 405 (with Allow) for known paths with an
+// unsupported method.
+import type { Request, RequestHandler, Router } from 'express';
 import { AppError } from '../lib/errors';
 
-declare module 'express-serve-static-core' {
-  interface Request {
-    /** The mount path of the module router that matched (see moduleRouter). */
-    routeBase?: string;
-  }
-}
-
-const recordRouteBase: RequestHandler = (req, _res, next) => {
-  req.routeBase = req.baseUrl;
-  next();
-};
-
 /**
- * A router for one module, to be mounted at its base path (app.use('/api/v1/items', router)) with
- * routes relative to it. Mounting by prefix means a request walks only its own module's routes;
- * Express pays per layer visited (path match, params objects, a closure). The first layer records
- * the mount path: req.baseUrl is rewound when an error unwinds to the app-level handler, and the
- * metrics label needs the full template after that.
+ * Hands requests under `base` (the path itself or below it) to `handler`; others go on. Module
+ * routers declare their routes with full paths (`${base}/:id`) and are mounted with this instead of
+ * app.use(base, router): Express's mount rewrites req.url on the way in and back on the way out,
+ * and the router re-parses it both times, on every request. Full paths also make req.route.path the
+ * whole template, which is what the metrics label by.
  */
-export function moduleRouter(): Router {
-  const router = Router();
-  router.use(recordRouteBase);
-  return router;
+export function mountAt(base: string, handler: RequestHandler): RequestHandler {
+  // Case-insensitive, like Express's own path matching.
+  const under = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:/|$)`, 'i');
+  return (req, res, next) => (under.test(req.path) ? handler(req, res, next) : next());
 }
 
-/** The matched route's full template (/api/v1/items/:id), never the raw path; undefined if none matched. */
+/** The matched route's template (/api/v1/items/:id), never the raw path; undefined if none matched. */
 export function routeTemplate(req: Request): string | undefined {
   const path = (req.route as { path?: unknown } | undefined)?.path;
-  if (typeof path !== 'string') return undefined;
-  const base = req.routeBase ?? '';
-  if (path === '/') return base === '' ? '/' : base;
-  return base + path;
+  return typeof path === 'string' ? path : undefined;
 }
 
 interface LayerLike {

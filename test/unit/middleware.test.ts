@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import { validationResult } from 'express-validator';
 import { describe, expect, it } from 'vitest';
+import { mountAt } from '../../src/middleware/routing';
 import { series } from '../../src/middleware/series';
 import { hasItemId, itemIdParam } from '../../src/modules/items/schema';
 
@@ -66,5 +67,28 @@ describe('series()', () => {
     series((_q, _s, _n) => calls.push('answered'), () => calls.push('never'))({} as Request, {} as Response, (() => calls.push('next')) as NextFunction);
     await new Promise((r) => setImmediate(r));
     expect(calls).toEqual(['answered']);
+  });
+});
+
+describe('mountAt()', () => {
+  const routed = (base: string, path: string) => {
+    let handled = false;
+    mountAt(base, () => {
+      handled = true;
+    })({ path } as Request, {} as Response, (() => undefined) as NextFunction);
+    return handled;
+  };
+
+  it('takes the base path itself and everything below it, in any letter case, like an Express mount', () => {
+    for (const path of ['/api/v1/items', '/api/v1/items/', '/api/v1/items/42', '/API/V1/Items/42/x']) expect(routed('/api/v1/items', path), path).toBe(true);
+  });
+
+  it('leaves other paths, including ones that merely start with the same letters', () => {
+    for (const path of ['/api/v1/itemsx', '/api/v1/item', '/api/v1', '/', '/x/api/v1/items']) expect(routed('/api/v1/items', path), path).toBe(false);
+  });
+
+  it('treats the base literally', () => {
+    expect(routed('/v1.0', '/v1.0/x')).toBe(true);
+    expect(routed('/v1.0', '/v1x0/x')).toBe(false);
   });
 });

@@ -1,18 +1,21 @@
 // Register, login, refresh, logout, logout-all: API.md's auth table.
-import type { RequestHandler, Response, Router } from 'express';
+import type { RequestHandler, Response } from 'express';
+import { Router } from 'express';
 import { matchedData } from 'express-validator';
 import type { AccessTokens } from '../../lib/access-tokens';
 import type { Database } from '../../lib/db';
 import { AppError } from '../../lib/errors';
 import type { Logger } from '../../lib/logger';
 import { hashPassword, verifyAgainstDummy, verifyPassword } from '../../lib/passwords';
-import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import { rejectOtherMethods } from '../../middleware/routing';
 import { validate } from '../../middleware/validate';
 import { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from '../users/repository';
 import { changePasswordBody, emptyBody, loginBody, refreshBody, registerBody } from './schema';
 import { RefreshReuseError, type Sessions } from './sessions';
 
 export interface AuthRouterOptions {
+  /** /api/v1/auth: routes are declared with full paths (see mountAt). */
+  base: string;
   db: Database;
   tokens: AccessTokens;
   sessions: Sessions;
@@ -28,9 +31,8 @@ function sendTokens(res: Response, status: number, body: Record<string, unknown>
   res.status(status).json(body);
 }
 
-/** Mounted at /api/v1/auth. */
-export function authRouter({ db, tokens, sessions, logger, authenticate, limits }: AuthRouterOptions): Router {
-  const router = moduleRouter();
+export function authRouter({ base, db, tokens, sessions, logger, authenticate, limits }: AuthRouterOptions): Router {
+  const router = Router();
 
   const startSession = async (user: User) => {
     const { sessionId, refreshToken } = await sessions.create(user.id);
@@ -38,14 +40,14 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     return { user, accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn };
   };
 
-  router.post('/register', limits.register, validate(registerBody), async (req, res) => {
+  router.post(`${base}/register`, limits.register, validate(registerBody), async (req, res) => {
     const input = matchedData(req, { locations: ['body'] }) as { email: string; password: string; name?: string };
     const user = await createUser(db, { email: input.email, passwordHash: await hashPassword(input.password), name: input.name });
     logger.info('security event', { event: 'user_registered', userId: user.id, ip: req.ip });
     sendTokens(res, 201, await startSession(user));
   });
 
-  router.post('/login', limits.login, validate(loginBody), async (req, res) => {
+  router.post(`${base}/login`, limits.login, validate(loginBody), async (req, res) => {
     const { email, password } = matchedData(req, { locations: ['body'] }) as { email: string; password: string };
     const found = await findCredentials(db, email);
     // Unknown email and wrong password: same work, same answer.
@@ -58,7 +60,7 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     sendTokens(res, 200, await startSession(found.user));
   });
 
-  router.post('/refresh', limits.refresh, validate(refreshBody), async (req, res) => {
+  router.post(`${base}/refresh`, limits.refresh, validate(refreshBody), async (req, res) => {
     const { refreshToken } = matchedData(req, { locations: ['body'] }) as { refreshToken: string };
     try {
       const rotated = await sessions.rotate(refreshToken);
@@ -76,7 +78,7 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
 
   // Password change: every session of the user ends (a stolen session must not survive it) and the
   // caller continues in a fresh one.
-  router.post('/password', limits.password, authenticate, validate(changePasswordBody), async (req, res) => {
+  router.post(`${base}/password`, limits.password, authenticate, validate(changePasswordBody), async (req, res) => {
     const { currentPassword, newPassword } = matchedData(req, { locations: ['body'] }) as { currentPassword: string; newPassword: string };
     const userId = req.auth!.sub;
     const stored = await findPasswordHash(db, userId);
@@ -92,13 +94,13 @@ export function authRouter({ db, tokens, sessions, logger, authenticate, limits 
     sendTokens(res, 200, { accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn });
   });
 
-  router.post('/logout', authenticate, validate(emptyBody), async (req, res) => {
+  router.post(`${base}/logout`, authenticate, validate(emptyBody), async (req, res) => {
     await sessions.revoke(req.auth!);
     logger.info('security event', { event: 'logout', userId: req.auth!.sub, sessionId: req.auth!.sid, ip: req.ip });
     res.status(204).end();
   });
 
-  router.post('/logout-all', authenticate, validate(emptyBody), async (req, res) => {
+  router.post(`${base}/logout-all`, authenticate, validate(emptyBody), async (req, res) => {
     await sessions.revokeAll(req.auth!.sub);
     logger.warn('security event', { event: 'logout_all', userId: req.auth!.sub, ip: req.ip });
     res.status(204).end();

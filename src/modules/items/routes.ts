@@ -1,10 +1,11 @@
 // The items resource: public, cached reads; authenticated, owner-only writes that invalidate.
-import type { RequestHandler, Router } from 'express';
+import type { RequestHandler } from 'express';
+import { Router } from 'express';
 import { matchedData } from 'express-validator';
 import type { Database } from '../../lib/db';
 import { AppError } from '../../lib/errors';
 import type { ResponseCache } from '../../middleware/response-cache';
-import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import { rejectOtherMethods } from '../../middleware/routing';
 import { validate } from '../../middleware/validate';
 import { deleteItem, findItem, insertItem, listItems, updateItem, type ItemInput, type SortKey } from './repository';
 import { createItemBody, hasItemId, itemIdParam, listItemsQuery, updateItemBody } from './schema';
@@ -27,9 +28,9 @@ const ITEM_TTL_MS = 60_000;
 // Every list page depends on "items"; one item's page also on "item:<id>".
 const itemNamespaces = (id: string) => ['items', `item:${id}`];
 
-/** Mounted at /api/v1/items. */
-export function itemsRouter(db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
-  const router = moduleRouter();
+/** Routes under `base` (/api/v1/items), declared with full paths (see mountAt). */
+export function itemsRouter(base: string, db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
+  const router = Router();
 
   const cachedList = cache.middleware({
     name: 'items:list',
@@ -47,19 +48,19 @@ export function itemsRouter(db: Database, cache: ResponseCache, authenticate: Re
     key: (req) => String(req.params.id),
   });
 
-  router.get('/', validate(listItemsQuery), cachedList, async (req, res) => {
+  router.get(base, validate(listItemsQuery), cachedList, async (req, res) => {
     const params = listParams(req);
     const { items, total } = await listItems(db, params);
     res.json({ items, page: params.page, limit: params.limit, total });
   });
 
-  router.get('/:id', validate(itemIdParam, { passes: hasItemId }), cachedItem, async (req, res) => {
+  router.get(`${base}/:id`, validate(itemIdParam, { passes: hasItemId }), cachedItem, async (req, res) => {
     const item = await findItem(db, String(req.params.id));
     if (!item) throw new AppError('not_found');
     res.json({ item });
   });
 
-  router.post('/', authenticate, validate(createItemBody), async (req, res) => {
+  router.post(base, authenticate, validate(createItemBody), async (req, res) => {
     const input = matchedData(req, { locations: ['body'] }) as Required<Pick<ItemInput, 'name' | 'price'>> & ItemInput;
     const item = await insertItem(db, req.auth!.sub, input);
     await cache.invalidate(itemNamespaces(item.id));
@@ -74,7 +75,7 @@ export function itemsRouter(db: Database, cache: ResponseCache, authenticate: Re
     return item;
   };
 
-  router.patch('/:id', authenticate, validate([...itemIdParam, ...updateItemBody]), async (req, res) => {
+  router.patch(`${base}/:id`, authenticate, validate([...itemIdParam, ...updateItemBody]), async (req, res) => {
     const existing = await ownedItem(req);
     const input = matchedData(req, { locations: ['body'] }) as ItemInput;
     const item = await updateItem(db, existing.id, input);
@@ -83,7 +84,7 @@ export function itemsRouter(db: Database, cache: ResponseCache, authenticate: Re
     res.json({ item });
   });
 
-  router.delete('/:id', authenticate, validate(itemIdParam, { passes: hasItemId }), async (req, res) => {
+  router.delete(`${base}/:id`, authenticate, validate(itemIdParam, { passes: hasItemId }), async (req, res) => {
     const existing = await ownedItem(req);
     if (!(await deleteItem(db, existing.id))) throw new AppError('not_found');
     await cache.invalidate(itemNamespaces(existing.id));

@@ -1,9 +1,10 @@
 // The authenticated user's own account.
-import type { RequestHandler, Response, Router } from 'express';
+import type { RequestHandler, Response } from 'express';
+import { Router } from 'express';
 import { matchedData } from 'express-validator';
 import type { Database } from '../../lib/db';
 import { AppError } from '../../lib/errors';
-import { moduleRouter, rejectOtherMethods } from '../../middleware/routing';
+import { rejectOtherMethods } from '../../middleware/routing';
 import type { ResponseCache } from '../../middleware/response-cache';
 import { validate } from '../../middleware/validate';
 import { updateMeBody } from '../auth/schema';
@@ -21,9 +22,9 @@ const PROFILE_TTL_MS = 300_000;
 // outside the API.
 const profileNamespace = (userId: string) => `user:${userId}`;
 
-/** Mounted at /api/v1/users. */
-export function usersRouter(db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
-  const router = moduleRouter();
+/** Routes under `base` (/api/v1/users), declared with full paths (see mountAt). */
+export function usersRouter(base: string, db: Database, cache: ResponseCache, authenticate: RequestHandler): Router {
+  const router = Router();
   // GET /me is the most frequent authenticated read: the answer is kept per user in the cache
   // store, so a hit costs no database query (authentication and revocation still run first).
   const cachedProfile = cache.middleware({
@@ -33,8 +34,8 @@ export function usersRouter(db: Database, cache: ResponseCache, authenticate: Re
     namespaces: (req) => [profileNamespace(req.auth!.sub)],
     key: () => 'me',
   });
-  router.get('/me', authenticate, cachedProfile, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
-  router.patch('/me', authenticate, validate(updateMeBody), async (req, res) => {
+  router.get(`${base}/me`, authenticate, cachedProfile, async (req, res) => sendUser(res, await findUser(db, req.auth!.sub)));
+  router.patch(`${base}/me`, authenticate, validate(updateMeBody), async (req, res) => {
     const { name } = matchedData(req, { locations: ['body'] }) as { name: string };
     const user = await updateUserName(db, req.auth!.sub, name);
     await cache.invalidate([profileNamespace(req.auth!.sub)]);
