@@ -1,11 +1,10 @@
 // Request metrics: a duration histogram labelled by method, route template and status code, and a
-// gauge of requests in flight. The label is the matched route's template (/api/v1/items/:id, see
-// routeTemplate), never the raw path: ids in labels would create a series per item. Unmatched
-// paths share one label.
+// gauge of requests in flight. The label is the matched route's template (/api/v1/items/:id: routes
+// are declared with full paths, see mountAt), never the raw path: ids in labels would create a
+// series per item. Unmatched paths share one label.
 import type { RequestHandler } from 'express';
 import onFinished from 'on-finished';
 import type { Metrics } from '../lib/metrics';
-import { routeTemplate } from './routing';
 
 export const UNMATCHED_ROUTE = '(unmatched)';
 
@@ -15,7 +14,8 @@ export function httpMetrics(metrics: Metrics): RequestHandler {
     metrics.inFlight.inc();
     onFinished(res, () => {
       metrics.inFlight.dec();
-      stop({ method: req.method, route: routeTemplate(req) ?? UNMATCHED_ROUTE, status_code: String(res.statusCode) });
+      const path = (req.route as { path?: unknown } | undefined)?.path;
+      stop({ method: req.method, route: typeof path === 'string' ? path : UNMATCHED_ROUTE, status_code: String(res.statusCode) });
     });
     next();
   };

@@ -1,6 +1,6 @@
 // Mounting module routers, 404 for unknown paths and 405 (with Allow) for known paths with an
 // unsupported method.
-import type { Request, RequestHandler, Router } from 'express';
+import type { Express, RequestHandler, Router } from 'express';
 import { AppError } from '../lib/errors';
 
 /**
@@ -16,10 +16,15 @@ export function mountAt(base: string, handler: RequestHandler): RequestHandler {
   return (req, res, next) => (under.test(req.path) ? handler(req, res, next) : next());
 }
 
-/** The matched route's template (/api/v1/items/:id), never the raw path; undefined if none matched. */
-export function routeTemplate(req: Request): string | undefined {
-  const path = (req.route as { path?: unknown } | undefined)?.path;
-  return typeof path === 'string' ? path : undefined;
+/**
+ * Routes declared straight on the app's router (the operations endpoints: see healthRoutes), then
+ * given their 405s like a module router's.
+ */
+export function declareOnApp(app: Express, declare: (router: Router) => void): void {
+  const router = app.router;
+  const from = router.stack.length;
+  declare(router);
+  rejectOtherMethods(router, from);
 }
 
 interface LayerLike {

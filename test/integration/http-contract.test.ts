@@ -119,28 +119,20 @@ describe('error envelopes', () => {
     expectEnvelope(res, 413, 'payload_too_large');
   });
 
+  /** A gzipped JSON body, sent as the bytes it is. */
+  const gzipped = (req: request.Test, body: Buffer) =>
+    req.set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((b: unknown) => b as string).send(body);
+
   it('applies the limit to the inflated size of a gzip body', async () => {
     const body = gzipSync(JSON.stringify({ name: 'x'.repeat(50_000) }));
     expect(body.length).toBeLessThan(2048);
-    const res = await request(ctx.app)
-      .post('/api/v1/_diag/boom')
-      .set('Content-Type', 'application/json')
-      .set('Content-Encoding', 'gzip')
-      .serialize((b: unknown) => b as string) // send the bytes as they are
-      .send(body);
-    expectEnvelope(res, 413, 'payload_too_large');
+    expectEnvelope(await gzipped(request(ctx.app).post('/api/v1/_diag/boom'), body), 413, 'payload_too_large');
   });
 
   it('accepts a gzip body within the limit', async () => {
     const body = gzipSync(JSON.stringify({ name: 'small' }));
     // A route that reads the body: PUT on a GET-only path still parses first, then answers 405.
-    const res = await request(ctx.app)
-      .put('/api/v1/items')
-      .set('Content-Type', 'application/json')
-      .set('Content-Encoding', 'gzip')
-      .serialize((b: unknown) => b as string) // send the bytes as they are
-      .send(body);
-    expectEnvelope(res, 405, 'method_not_allowed');
+    expectEnvelope(await gzipped(request(ctx.app).put('/api/v1/items'), body), 405, 'method_not_allowed');
   });
 
   it('415 for an unsupported Content-Encoding', async () => {

@@ -9,7 +9,7 @@ import type { Express, Request, RequestHandler, Response } from 'express';
 import type { Config } from '../../config';
 import { AppError } from '../../lib/errors';
 import type { Lifecycle } from '../../lib/lifecycle';
-import { rejectOtherMethods } from '../../middleware/routing';
+import { declareOnApp } from '../../middleware/routing';
 import type { Probes } from './probes';
 import { healthReport, startEventLoopMonitor } from './report';
 
@@ -51,44 +51,41 @@ export function opsAccess(config: Config): RequestHandler {
  * the other requests one failed regular expression test.
  */
 export function healthRoutes(app: Express, { config, lifecycle, probes, version }: HealthOptions): void {
-  const router = app.router;
-  const from = router.stack.length;
   startEventLoopMonitor();
-
-  router.get('/health', (_req, res) => {
-    noStore(res);
-    res.status(lifecycle.draining ? 503 : 200).json({ status: lifecycle.draining ? 'fail' : 'pass' });
-  });
-
-  router.get('/health/live', (_req, res) => {
-    noStore(res);
-    res.json({ status: 'pass' });
-  });
-
-  router.get('/health/ready', async (_req, res) => {
-    noStore(res);
-    if (lifecycle.draining) {
-      res.status(503).json({ status: 'fail', reason: 'draining' });
-      return;
-    }
-    const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
-    const ok = redis.ok && database.ok;
-    res.status(ok ? 200 : 503).json({ status: ok ? 'pass' : 'fail', checks: { redis: redis.ok, database: database.ok } });
-  });
-
-  router.get('/health/detailed', opsAccess(config), async (_req, res) => {
-    noStore(res);
-    const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
-    const report = healthReport({
-      redis,
-      database,
-      draining: lifecycle.draining,
-      uptimeSeconds: Math.round((Date.now() - lifecycle.startedAt) / 1000),
-      version,
+  declareOnApp(app, (router) => {
+    router.get('/health', (_req, res) => {
+      noStore(res);
+      res.status(lifecycle.draining ? 503 : 200).json({ status: lifecycle.draining ? 'fail' : 'pass' });
     });
-    // warn is still serving: 200; fail is 503.
-    res.status(report.status === 'fail' ? 503 : 200).type('application/health+json').send(JSON.stringify(report.body));
-  });
 
-  rejectOtherMethods(router, from);
+    router.get('/health/live', (_req, res) => {
+      noStore(res);
+      res.json({ status: 'pass' });
+    });
+
+    router.get('/health/ready', async (_req, res) => {
+      noStore(res);
+      if (lifecycle.draining) {
+        res.status(503).json({ status: 'fail', reason: 'draining' });
+        return;
+      }
+      const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
+      const ok = redis.ok && database.ok;
+      res.status(ok ? 200 : 503).json({ status: ok ? 'pass' : 'fail', checks: { redis: redis.ok, database: database.ok } });
+    });
+
+    router.get('/health/detailed', opsAccess(config), async (_req, res) => {
+      noStore(res);
+      const [redis, database] = await Promise.all([probes.redis(), probes.database()]);
+      const report = healthReport({
+        redis,
+        database,
+        draining: lifecycle.draining,
+        uptimeSeconds: Math.round((Date.now() - lifecycle.startedAt) / 1000),
+        version,
+      });
+      // warn is still serving: 200; fail is 503.
+      res.status(report.status === 'fail' ? 503 : 200).type('application/health+json').send(JSON.stringify(report.body));
+    });
+  });
 }

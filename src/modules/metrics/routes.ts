@@ -4,7 +4,7 @@ import type { Express, RequestHandler } from 'express';
 import type { Config } from '../../config';
 import type { Logger } from '../../lib/logger';
 import type { Metrics } from '../../lib/metrics';
-import { rejectOtherMethods } from '../../middleware/routing';
+import { declareOnApp } from '../../middleware/routing';
 import { opsAccess } from '../health/routes';
 import type { ClusterMetrics } from './cluster';
 
@@ -18,8 +18,6 @@ export interface MetricsRouteOptions {
 
 /** Declared on the app with its full path, like the health routes (see healthRoutes). */
 export function metricsRoutes(app: Express, { config, metrics, logger, cluster }: MetricsRouteOptions): void {
-  const router = app.router;
-  const from = router.stack.length;
   const handler: RequestHandler = async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     if (cluster) {
@@ -37,6 +35,5 @@ export function metricsRoutes(app: Express, { config, metrics, logger, cluster }
     res.setHeader('Content-Type', metrics.registry.contentType);
     res.send(await metrics.registry.metrics());
   };
-  router.get('/metrics', opsAccess(config), handler);
-  rejectOtherMethods(router, from);
+  declareOnApp(app, (router) => router.get('/metrics', opsAccess(config), handler));
 }
