@@ -20,6 +20,7 @@ import { Pm2App } from '../test/helpers/pm2';
 import { freePort } from '../test/helpers/redis-server';
 
 const ROOT = path.resolve(__dirname, '..');
+const PRODUCTION_NODE_ARGS = (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
 const short = process.argv.includes('--short');
 const DURATION_S = short ? 2 : Number(process.env.BENCH_DURATION ?? 10);
 const REPEATS = short ? 1 : Number(process.env.BENCH_REPEATS ?? 3);
@@ -163,8 +164,8 @@ async function main(): Promise<void> {
     servers.push(bareHttp);
     const bareExpress = await startServer('express', path.join(ROOT, 'bench/servers/bare-express.js'), {});
     servers.push(bareExpress);
-    // The Node flags production uses (ecosystem.config.js, Dockerfile.backend).
-    const rampartArgs = ['--max-old-space-size=128'];
+    // The Node flags production uses (ecosystem.config.js; Dockerfile.backend has the same).
+    const rampartArgs = PRODUCTION_NODE_ARGS;
     const rampart = await startServer('rampart', path.join(ROOT, 'dist/server.js'), rampartEnv, rampartArgs);
     servers.push(rampart);
     // The same app with its cache store unreachable: every read is served from PostgreSQL.
@@ -276,7 +277,7 @@ async function main(): Promise<void> {
       `Run on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} × ${os.cpus()[0]?.model.trim()}, ${Math.round(os.totalmem() / 2 ** 30)} GiB,`,
       `Node ${process.version}, Express ${v('express')}, ioredis ${v('ioredis')}, pg ${v('pg')}, autocannon ${v('autocannon')}.`,
       `Each scenario: ${CONNECTIONS} connections for ${DURATION_S} s, ${REPEATS} interleaved repetition(s), medians reported.`,
-      'Rampart runs with NODE_ENV=production and `--max-old-space-size=128` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at `info` (to /dev/null).',
+      `Rampart runs with NODE_ENV=production and \`${PRODUCTION_NODE_ARGS.join(' ')}\` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at \`info\` (to /dev/null).`,
       'Server, load generator, Redis and PostgreSQL share the machine\'s cores, so absolute figures are low and routes that call Redis also pay for Redis\'s CPU; compare the ratios, measured in the same run. On a shared 2-core machine one repetition can differ from the next by 10-20 %: the range column shows each repetition\'s ratio to the Express run just before it.',
       '',
       '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express (median) | ratio per repetition | RSS after load (MB) |',

@@ -13,6 +13,8 @@ export interface Pm2Instance {
   pmId: number;
   pid: number;
   status: string;
+  /** The node flags PM2 started the worker with (ecosystem.config.js node_args). */
+  nodeArgs: string[];
 }
 
 export class Pm2App {
@@ -45,8 +47,10 @@ export class Pm2App {
   }
 
   instances(): Pm2Instance[] {
-    const list = JSON.parse(this.run(['jlist'])) as { pm_id: number; pid: number; name: string; pm2_env: { status: string } }[];
-    return list.filter((p) => p.name === this.name).map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status }));
+    const list = JSON.parse(this.run(['jlist'])) as { pm_id: number; pid: number; name: string; pm2_env: { status: string; node_args?: string[] } }[];
+    return list
+      .filter((p) => p.name === this.name)
+      .map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status, nodeArgs: p.pm2_env.node_args ?? [] }));
   }
 
   logs(): string {

@@ -139,7 +139,11 @@ describe('Dockerfile.backend, its steps run outside a container', () => {
     expect(dockerfile).toMatch(/^USER node$/m);
     expect(dockerfile).toMatch(/^ENTRYPOINT \["\/usr\/bin\/tini", "--"\]$/m);
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "-e", .*\/health/m);
-    expect(dockerfile).toMatch(/^CMD \["node", "--max-old-space-size=128", "dist\/server.js"\]$/m);
+    const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
+    // The image runs node with the V8 heap settings PM2 gives its workers (ecosystem.config.js).
+    const nodeArgs = (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
+    expect(cmd).toEqual(['node', ...nodeArgs, 'dist/server.js']);
+    expect(nodeArgs).toEqual(['--max-old-space-size=128', '--heap-growing-percent=70']);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
   });
 

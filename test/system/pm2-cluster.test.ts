@@ -67,6 +67,15 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     expect([...pids].sort()).toEqual(app.instances().map((i) => i.pid).sort());
   });
 
+  it('starts every worker with the V8 heap settings of ecosystem.config.js', () => {
+    // PM2 retitles its workers, so /proc/<pid>/cmdline does not show the flags; what PM2 passed
+    // them is in its process list. A flag node did not know would have kept them from starting.
+    for (const worker of app.instances()) {
+      expect(worker.status).toBe('online');
+      expect(worker.nodeArgs).toEqual(['--max-old-space-size=128', '--heap-growing-percent=70']);
+    }
+  });
+
   it('holds a rate limit exactly across the workers', async () => {
     const email = `sys-${randomUUID()}@example.com`;
     expect((await fresh(port, 'POST', '/api/v1/auth/register', { email, password: 'system test password' })).status).toBe(201);
