@@ -132,6 +132,14 @@ describe('listing', () => {
     expect(odd.body.items.every((i: { tags: string[] }) => i.tags.includes('odd'))).toBe(true);
   });
 
+  it('reads the forms that only the validation chains take (leading zeros, a plus sign) the same way', async () => {
+    // The fast path leaves these to express-validator, whose converted values the handler then uses.
+    const res = await list('page=03&limit=%2B10');
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ page: 3, limit: 10, total: 25 });
+    expect(res.body.items).toHaveLength(5);
+  });
+
   it.each(['limit=0', 'limit=101', 'limit=abc', 'limit=1.5', 'page=0', 'page=-1', 'page=1e3'])('rejects %s with 422, never clamps', async (q) => {
     expectError(await list(q), 422, 'validation_failed');
   });

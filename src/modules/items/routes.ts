@@ -8,7 +8,7 @@ import type { ResponseCache } from '../../middleware/response-cache';
 import { rejectOtherMethods } from '../../middleware/routing';
 import { validate } from '../../middleware/validate';
 import { deleteItem, findItem, insertItem, listItems, updateItem, type ItemInput, type SortKey } from './repository';
-import { createItemBody, hasItemId, itemIdParam, listItemsQuery, updateItemBody } from './schema';
+import { createItemBody, hasItemId, itemIdParam, listItemsQuery, parseListQuery, updateItemBody, type ListQuery } from './schema';
 
 interface ListParams {
   page: number;
@@ -19,7 +19,8 @@ interface ListParams {
 
 /** Validated list parameters with defaults applied: also the cache key, so `?` and `?page=1` share it. */
 function listParams(req: Parameters<RequestHandler>[0]): ListParams {
-  const q = matchedData(req, { locations: ['query'] }) as Partial<ListParams>;
+  // The fast path's parse when it recognised the query, else what the chains matched and converted.
+  const q = parseListQuery(req.query) ?? (matchedData(req, { locations: ['query'] }) as ListQuery);
   return { page: q.page ?? 1, limit: q.limit ?? 20, sort: q.sort ?? '-createdAt', tag: q.tag };
 }
 
@@ -48,7 +49,7 @@ export function itemsRouter(base: string, db: Database, cache: ResponseCache, au
     key: (req) => String(req.params.id),
   });
 
-  router.get(base, validate(listItemsQuery), cachedList, async (req, res) => {
+  router.get(base, validate(listItemsQuery, { passes: (req) => parseListQuery(req.query) !== undefined }), cachedList, async (req, res) => {
     const params = listParams(req);
     const { items, total } = await listItems(db, params);
     res.json({ items, page: params.page, limit: params.limit, total });
