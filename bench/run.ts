@@ -16,11 +16,11 @@ import path from 'node:path';
 import { deleteRedisPrefix } from '../test/helpers/app';
 import { createTestDatabase } from '../test/helpers/database';
 import { NGINX, TestNginx } from '../test/helpers/nginx';
-import { Pm2App } from '../test/helpers/pm2';
+import { Pm2App, productionNodeArgs } from '../test/helpers/pm2';
 import { freePort } from '../test/helpers/redis-server';
 
 const ROOT = path.resolve(__dirname, '..');
-const PRODUCTION_NODE_ARGS = (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
+const PRODUCTION_NODE_ARGS = productionNodeArgs();
 const short = process.argv.includes('--short');
 const DURATION_S = short ? 2 : Number(process.env.BENCH_DURATION ?? 10);
 const REPEATS = short ? 1 : Number(process.env.BENCH_REPEATS ?? 5);

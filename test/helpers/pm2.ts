@@ -9,6 +9,11 @@ import path from 'node:path';
 export const ROOT = path.resolve(__dirname, '../..');
 const PM2 = path.join(ROOT, 'node_modules/.bin/pm2');
 
+/** The node flags ecosystem.config.js gives PM2's workers (the Docker image and the bench use the same). */
+export function productionNodeArgs(): string[] {
+  return (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
+}
+
 export interface Pm2Instance {
   pmId: number;
   pid: number;

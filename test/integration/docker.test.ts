@@ -8,6 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
+import { productionNodeArgs } from '../helpers/pm2';
 import { freePort } from '../helpers/redis-server';
 import { DATABASE_URL, REDIS_URL, toolAvailable } from '../helpers/services';
 
@@ -141,7 +142,7 @@ describe('Dockerfile.backend, its steps run outside a container', () => {
     expect(dockerfile).toMatch(/^HEALTHCHECK .*\n\s+CMD \["node", "-e", .*\/health/m);
     const cmd = JSON.parse(/^CMD (\[.*\])$/m.exec(dockerfile)![1]!) as string[];
     // The image runs node with the V8 heap settings PM2 gives its workers (ecosystem.config.js).
-    const nodeArgs = (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
+    const nodeArgs = productionNodeArgs();
     expect(cmd).toEqual(['node', ...nodeArgs, 'dist/server.js']);
     expect(nodeArgs).toEqual(['--max-old-space-size=128', '--heap-growing-percent=70']);
     expect(dockerfile).toMatch(/npm ci --omit=dev/);
