@@ -85,6 +85,8 @@ const envSchema = z.object({
   // Who may read /health/detailed and /metrics in production without the token.
   OPS_ALLOWED_ADDRESSES: from(parseAddressList).default(['loopback']),
   ENABLE_DIAGNOSTIC_ROUTES: from(parseBoolean).default(false),
+  // No default here: unset means on outside production and off in production (see loadConfig).
+  API_DOCS: from(parseBoolean).optional(),
   SHUTDOWN_TIMEOUT_MS: integer(0, 600_000).default(10_000),
   SHUTDOWN_DRAIN_MS: integer(0, 60_000).default(1500),
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
@@ -95,6 +97,13 @@ const envSchema = z.object({
   DB_POOL_MAX: integer(1, 200).default(10),
   ...rateLimitFields,
 });
+
+/**
+ * Every environment variable the schema reads, taken from the schema itself so that it cannot
+ * fall out of step with it: test/unit/config-reference.test.ts checks docs/configuration.md and
+ * .env.production.example against this list.
+ */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(envSchema.shape));
 
 export interface Config {
   readonly env: 'development' | 'test' | 'production';
@@ -124,6 +133,8 @@ export interface Config {
   readonly opsToken: string | undefined;
   readonly opsAllowedAddresses: readonly string[];
   readonly enableDiagnosticRoutes: boolean;
+  /** Serve GET /openapi.json and GET /api/docs (API_DOCS; on outside production, off in it). */
+  readonly apiDocs: boolean;
   readonly shutdownTimeoutMs: number;
   /** After a signal: keep listening this long, answering with Connection: close, before closing. */
   readonly shutdownDrainMs: number;
@@ -283,6 +294,8 @@ export function loadConfig(env: Env = process.env): Config {
     opsToken: e.OPS_TOKEN,
     opsAllowedAddresses: Object.freeze([...e.OPS_ALLOWED_ADDRESSES]),
     enableDiagnosticRoutes: e.ENABLE_DIAGNOSTIC_ROUTES,
+    // A production API does not advertise its surface unless the operator chooses to.
+    apiDocs: e.API_DOCS ?? e.NODE_ENV !== 'production',
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     logLevel: e.LOG_LEVEL,

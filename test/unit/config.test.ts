@@ -137,6 +137,21 @@ describe('loadConfig', () => {
     expect(problemsOf({ OPS_ALLOWED_ADDRESSES: 'everyone' })[0]).toMatch(/^OPS_ALLOWED_ADDRESSES:/);
   });
 
+  it('serves the API description outside production and not in it unless API_DOCS=true', () => {
+    expect(loadConfig({}).apiDocs).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'test' }).apiDocs).toBe(true);
+    expect(loadConfig({ API_DOCS: 'false' }).apiDocs).toBe(false);
+    expect(loadConfig({ API_DOCS: 'off' }).apiDocs).toBe(false);
+    expect(loadConfig(PRODUCTION_OK).apiDocs).toBe(false);
+    expect(loadConfig({ ...PRODUCTION_OK, API_DOCS: 'false' }).apiDocs).toBe(false);
+    expect(loadConfig({ ...PRODUCTION_OK, API_DOCS: 'true' }).apiDocs).toBe(true);
+    expect(loadConfig({ ...PRODUCTION_OK, API_DOCS: 'YES' }).apiDocs).toBe(true);
+    // An empty value (an env-file placeholder) means unset, so production stays closed.
+    expect(loadConfig({ ...PRODUCTION_OK, API_DOCS: '' }).apiDocs).toBe(false);
+    expect(problemsOf({ API_DOCS: 'sometimes' })).toEqual(['API_DOCS: must be true or false']);
+    expect(problemsOf({ ...PRODUCTION_OK, API_DOCS: 'sometimes' })).toEqual(['API_DOCS: must be true or false']);
+  });
+
   it('keeps the headers timeout above the keep-alive timeout', () => {
     const config = loadConfig({ KEEP_ALIVE_TIMEOUT_MS: '75000' });
     expect(config.keepAliveTimeoutMs).toBe(75_000);
