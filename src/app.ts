@@ -1,12 +1,16 @@
 // createApp: the middleware order and the routers; nothing here listens or connects.
-// Order follows the request path in DESIGN.md: cheapest rejection first, health before the heavy
+// Order follows the request path in docs/design.md: cheapest rejection first, health before the heavy
 // middleware, the error handler last.
 import express, { type Express } from 'express';
-import type { RateLimitScope } from './config';
 import type { Dependencies } from './deps';
+import { buildDocument } from './http/openapi';
+import { mountModules, type ModuleContext, type ModuleDefinition, type MountedRoute } from './http/module';
 import { AccessTokens } from './lib/access-tokens';
+import type { ClusterMetrics } from './lib/cluster-metrics';
 import { Lifecycle } from './lib/lifecycle';
 import { countFailures, createMetrics, type Metrics } from './lib/metrics';
+import { createProbes, type Probes } from './lib/probes';
+import { Sessions } from './lib/sessions';
 import { accessLog } from './middleware/access-log';
 import { jsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
@@ -17,20 +21,12 @@ import { httpMetrics } from './middleware/http-metrics';
 import { leanJsonResponses } from './middleware/json-response';
 import { authenticate, startRevocationCheck } from './middleware/authenticate';
 import { queryHardening } from './middleware/query';
-import { clientAndEmailKey, rateLimiter, userOrClientKey, type LimiterOptions } from './middleware/rate-limit';
+import { clientKey, rateLimiter } from './middleware/rate-limit';
 import { closeConnectionsWhileDraining, requestStart } from './middleware/request-start';
 import { ResponseCache } from './middleware/response-cache';
 import { mountAt, notFound } from './middleware/routing';
 import { series } from './middleware/series';
-import { authRouter } from './modules/auth/routes';
-import { Sessions } from './modules/auth/sessions';
-import { diagRouter } from './modules/diag/routes';
-import { createProbes, type Probes } from './modules/health/probes';
-import { healthRoutes } from './modules/health/routes';
-import { itemsRouter } from './modules/items/routes';
-import type { ClusterMetrics } from './modules/metrics/cluster';
-import { metricsRoutes } from './modules/metrics/routes';
-import { usersRouter } from './modules/users/routes';
+import { modules as allModules } from './modules';
 import { VERSION } from './version';
 
 export interface AppOptions {
@@ -40,6 +36,15 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Host-wide metrics under PM2 cluster mode. */
   clusterMetrics?: ClusterMetrics;
+  /** The feature modules to mount (src/modules/index.ts by default). */
+  modules?: readonly ModuleDefinition[];
+}
+
+/** The routes an app mounted, in order: what its OpenAPI document describes. */
+const MOUNTED = Symbol('mounted routes');
+
+export function mountedRoutes(app: Express): readonly MountedRoute[] {
+  return (app as unknown as { [MOUNTED]: MountedRoute[] })[MOUNTED];
 }
 
 export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Express {
@@ -66,35 +71,59 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   memoizeClientAddress(app);
   leanJsonResponses(app);
 
-  // Module routers only see requests under their own path (mountAt), so a request visits only its
-  // own module's routes; the operations endpoints are routes on the app itself (see healthRoutes).
   app.use(requestStart());
-  // Operations endpoints: answered before logging, metrics and the API middleware (load balancers
-  // poll them constantly; they are never rate limited).
-  healthRoutes(app, { config, lifecycle, probes: options.probes ?? createProbes(rawDeps), version: VERSION });
-  metricsRoutes(app, { config, metrics, logger, cluster: options.clusterMetrics });
-  app.use(series(accessLog(logger), httpMetrics(metrics)));
 
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
-  const auth = authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) });
-  const limiter = (name: string, scope: RateLimitScope, extra: Partial<LimiterOptions> = {}) =>
-    rateLimiter({
+  const mounted: MountedRoute[] = [];
+  let document: Record<string, unknown> | undefined;
+  const ctx: ModuleContext = {
+    config,
+    logger,
+    db: deps.db,
+    store: deps.store,
+    cache: new ResponseCache(deps.cache, logger, metrics),
+    metrics,
+    lifecycle,
+    probes: options.probes ?? createProbes(rawDeps),
+    clusterMetrics: options.clusterMetrics,
+    tokens,
+    sessions,
+    authenticate: authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
+    limiter: (name, scope, { keyedBy, ...extra } = {}) => ({
       name,
+      scope,
       rule: config.rateLimits[scope],
-      store: deps.store,
-      logger,
-      failOpen: false,
-      onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
-      onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
-      ...extra,
-    });
+      failOpen: extra.failOpen ?? false,
+      keyedBy: keyedBy ?? 'client IP',
+      countsFailuresOnly: extra.countFailuresOnly ?? false,
+      middleware: rateLimiter({
+        name,
+        rule: config.rateLimits[scope],
+        store: deps.store,
+        logger,
+        failOpen: false,
+        key: clientKey,
+        onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
+        onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
+        ...extra,
+      }),
+    }),
+    version: VERSION,
+    document: () => (document ??= buildDocument(mounted, { config, version: VERSION })),
+  };
+  const modules = options.modules ?? allModules;
+
+  // Operations endpoints (health, metrics, the API description): routes on the app itself, answered
+  // before logging, metrics and the API middleware (load balancers poll them constantly; they are
+  // never rate limited).
+  mounted.push(...mountModules(app, modules.filter((m) => m.stage === 'operations'), ctx));
+  app.use(series(accessLog(logger), httpMetrics(metrics)));
 
   // Everything under /api/v1 goes through the API middleware, run as one layer.
-  const API = '/api/v1';
   app.use(
     mountAt(
-      API,
+      '/api/v1',
       series(
         corsPolicy(config.corsOrigins),
         jsonBody(config.bodyLimitBytes),
@@ -102,43 +131,16 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
         responseCompression(),
         // Same tick as the limiter below: its revocation read shares the limiter's round trip.
         startRevocationCheck({ tokens, sessions }),
-        // The general limit fails open (availability of reads); the auth limits below fail closed.
-        limiter('api', 'API', { failOpen: true }),
+        // The general limit fails open (availability of reads); the auth limits fail closed.
+        ctx.limiter('api', 'API', { failOpen: true }).middleware,
       ),
     ),
   );
-  const AUTH = `${API}/auth`;
-  app.use(
-    mountAt(
-      AUTH,
-      authRouter({
-        base: AUTH,
-        db: deps.db,
-        tokens,
-        sessions,
-        logger,
-        authenticate: auth,
-        limits: {
-          login: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true }),
-          register: limiter('register', 'REGISTER'),
-          refresh: limiter('refresh', 'REFRESH'),
-          // Guessing the current password through this route is a login attempt: same limit.
-          password: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true }),
-        },
-      }),
-    ),
-  );
-  const cache = new ResponseCache(deps.cache, logger, metrics);
-  const USERS = `${API}/users`;
-  app.use(mountAt(USERS, usersRouter(USERS, deps.db, cache, auth)));
-  const ITEMS = `${API}/items`;
-  app.use(mountAt(ITEMS, itemsRouter(ITEMS, deps.db, cache, auth)));
-  if (config.enableDiagnosticRoutes) {
-    const DIAG = `${API}/_diag`;
-    app.use(mountAt(DIAG, diagRouter(DIAG)));
-  }
+  // Each API module's router sees only the requests under its base.
+  mounted.push(...mountModules(app, modules.filter((m) => m.stage !== 'operations'), ctx));
 
   app.use(notFound());
   app.use(errorHandler(logger));
+  Object.defineProperty(app, MOUNTED, { value: mounted });
   return app;
 }

@@ -9,7 +9,7 @@ import { migrate } from './lib/db/migrate';
 import { Lifecycle } from './lib/lifecycle';
 import { createLogger, type Logger } from './lib/logger';
 import { createMetrics } from './lib/metrics';
-import { answerMetricRequests, ClusterMetrics, underPm2Cluster } from './modules/metrics/cluster';
+import { answerMetricRequests, ClusterMetrics, underPm2Cluster } from './lib/cluster-metrics';
 
 export interface RunningServer {
   server: http.Server;

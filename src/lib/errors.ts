@@ -1,5 +1,5 @@
 // The error catalogue: every error a client can see, with its status and a fixed message.
-// Handlers throw AppError; the error handler renders the envelope from API.md. Anything that is
+// Handlers throw AppError; the error handler renders the envelope of docs/api.md. Anything that is
 // not an AppError becomes `internal_error` with the generic message: internals never leak.
 
 export const ERROR_CATALOGUE = {

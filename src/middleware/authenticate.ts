@@ -10,7 +10,7 @@ import type { AccessClaims, AccessTokens } from '../lib/access-tokens';
 import { AppError } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import { requestContext } from '../lib/request-context';
-import type { Sessions } from '../modules/auth/sessions';
+import type { Sessions } from '../lib/sessions';
 
 interface EarlyCheck {
   token: string;

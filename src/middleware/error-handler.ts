@@ -1,4 +1,4 @@
-// The one error handler. Every failure leaves as the envelope in API.md: a code from the catalogue,
+// The one error handler. Every failure leaves as the envelope of docs/api.md: a code from the catalogue,
 // its status and message, the request id, and never a stack, a path, SQL or a submitted value.
 import type { ErrorRequestHandler } from 'express';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';

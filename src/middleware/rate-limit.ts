@@ -1,7 +1,7 @@
 // Per-route rate limits on express-rate-limit, counting in the shared KeyValueStore so that limits
 // hold across workers and hosts. Each limiter has its own store object and key prefix.
 // On a store failure a limiter either fails closed (503, auth routes: brute force must not get
-// through an outage) or open (the general limit: reads stay available), as DESIGN.md's policy says.
+// through an outage) or open (the general limit: reads stay available), as the failure policy in docs/design.md says.
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import type { Request, RequestHandler } from 'express';

@@ -1,30 +1,19 @@
 // Mounting module routers, 404 for unknown paths and 405 (with Allow) for known paths with an
 // unsupported method.
-import type { Express, RequestHandler, Router } from 'express';
+import type { RequestHandler, Router } from 'express';
 import { AppError } from '../lib/errors';
 
 /**
- * Hands requests under `base` (the path itself or below it) to `handler`; others go on. Module
- * routers declare their routes with full paths (`${base}/:id`) and are mounted with this instead of
- * app.use(base, router): Express's mount rewrites req.url on the way in and back on the way out,
- * and the router re-parses it both times, on every request. Full paths also make req.route.path the
- * whole template, which is what the metrics label by.
+ * Hands requests under `base` (the path itself or below it) to `handler`; others go on. The module
+ * mechanism (src/http/module.ts) registers routes with full paths (`${base}/:id`) and mounts with
+ * this instead of app.use(base, router): Express's mount rewrites req.url on the way in and back on
+ * the way out, and the router re-parses it both times, on every request. Full paths also make
+ * req.route.path the whole template, which is what the metrics label by.
  */
 export function mountAt(base: string, handler: RequestHandler): RequestHandler {
   // Case-insensitive, like Express's own path matching.
   const under = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:/|$)`, 'i');
   return (req, res, next) => (under.test(req.path) ? handler(req, res, next) : next());
-}
-
-/**
- * Routes declared straight on the app's router (the operations endpoints: see healthRoutes), then
- * given their 405s like a module router's.
- */
-export function declareOnApp(app: Express, declare: (router: Router) => void): void {
-  const router = app.router;
-  const from = router.stack.length;
-  declare(router);
-  rejectOtherMethods(router, from);
 }
 
 interface LayerLike {

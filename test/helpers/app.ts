@@ -2,11 +2,14 @@
 // PostgreSQL database when the services are configured, the embedded defaults otherwise.
 import type { Express } from 'express';
 import Redis from 'ioredis';
-import { createApp, type AppOptions } from '../../src/app';
+import { createApp, mountedRoutes, type AppOptions } from '../../src/app';
 import { loadConfig, type Config, type Env } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
+import { buildDocument } from '../../src/http/openapi';
 import { createMetrics } from '../../src/lib/metrics';
+import { VERSION } from '../../src/version';
+import { checkedApp, contractChecker, type ContractChecker } from './contract';
 import { createTestDatabase, type TestDatabase } from './database';
 import { captureLogger, type CapturedLogger } from './log-capture';
 import { freePort } from './redis-server';
@@ -18,6 +21,10 @@ export interface TestContext {
   config: Config;
   log: CapturedLogger;
   keyPrefix: string;
+  /** Every response of `app` (and of apps passed to `checked`) is held to the OpenAPI document. */
+  contract: ContractChecker;
+  /** Another app over these dependencies (a second worker, other settings), checked like `app`. */
+  checked(app: Express): Express;
   close(): Promise<void>;
 }
 
@@ -75,17 +82,23 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
   const keyPrefix = options.keyPrefix ?? `rampart:test:${uniqueSuffix()}:`;
   const deps = await createDependencies(config, log.logger, { keyPrefix });
   await migrate(deps.db);
-  const app = createApp(deps, options.app);
+  const raw = createApp(deps, options.app);
+  const contract = await contractChecker(buildDocument(mountedRoutes(raw), { config, version: VERSION }));
   return {
-    app,
+    app: checkedApp(raw, contract),
     deps,
     config,
     log,
     keyPrefix,
+    contract,
+    checked: (app) => checkedApp(app, contract),
     async close() {
       await deps.close();
       if (config.redisUrl) await deleteRedisPrefix(config.redisUrl, keyPrefix);
       await database?.drop();
+      if (contract.violations.length > 0) {
+        throw new Error(`${contract.violations.length} response(s) left the OpenAPI document:\n  ${contract.violations.join('\n  ')}`);
+      }
     },
   };
 }

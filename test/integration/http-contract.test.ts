@@ -1,4 +1,4 @@
-// The HTTP conventions of API.md, against a real app over the configured stores and database.
+// The HTTP conventions of docs/api.md, against a real app over the configured stores and database.
 import { gzipSync } from 'node:zlib';
 import express from 'express';
 import request from 'supertest';

@@ -1,4 +1,4 @@
-// The failure policy of DESIGN.md with Redis stopped and restarted under a running app:
+// The failure policy of docs/design.md with Redis stopped and restarted under a running app:
 // token checks and auth limits fail closed (503, fast), the general limit fails open, public reads
 // go on, and everything recovers without a restart, including when Redis was down at start-up.
 import { randomUUID } from 'node:crypto';

@@ -1,63 +1,32 @@
-// Validation chains for the auth and account routes, built once at module load. Every field must
-// be a string where a string is expected: operator objects, arrays and numbers are 422, never a login.
-import { body, checkExact } from 'express-validator';
+// The auth routes' fields and answers. Every field must be a string where a string is expected:
+// operator objects, arrays and numbers are 422, never a login.
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../lib/passwords';
+import { s } from '../../lib/schema';
+import { displayName, userSchema } from '../users/schema';
 
-const email = () =>
-  body('email')
-    .isString().withMessage('must be a string').bail()
-    .trim()
-    .isLength({ min: 3, max: 254 }).withMessage('must be an email').bail()
-    .isEmail({ allow_ip_domain: false, require_tld: false }).withMessage('must be an email');
+const email = s.string({
+  format: 'email',
+  maxLength: 254,
+  description: 'Surrounding whitespace is removed; compared case-insensitively.',
+  example: 'ada@example.com',
+});
+/** Taken exactly as typed: never trimmed. */
+const newPassword = s.string({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH, description: 'Taken exactly as typed (no trimming).', example: 'correct horse battery staple' });
+// No minimum on a presented password: one set under older rules must still be able to log in.
+const presentedPassword = s.string({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH, example: 'correct horse battery staple' });
 
-const name = () =>
-  body('name').isString().withMessage('must be a string').bail().trim().isLength({ min: 1, max: 100 }).withMessage('must be 1 to 100 characters');
+export const registerBody = s.object({ email, password: newPassword, name: s.optional(displayName) });
+export const loginBody = s.object({ email, password: presentedPassword });
+export const refreshBody = s.object({ refreshToken: s.string({ minLength: 1, maxLength: 512, description: 'The refresh token last issued for this session.' }) });
+export const changePasswordBody = s.object({ currentPassword: presentedPassword, newPassword });
+export const emptyBody = s.object({}, { description: 'No fields (an empty object, or no body at all).' });
 
-export const registerBody = [
-  checkExact(
-    [
-      email(),
-      body('password')
-        .isString().withMessage('must be a string').bail()
-        .isLength({ min: PASSWORD_MIN_LENGTH, max: PASSWORD_MAX_LENGTH })
-        .withMessage(`must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`),
-      name().optional(),
-    ],
-    { locations: ['body'], message: 'is not allowed' },
-  ),
-];
+const tokenFields = {
+  accessToken: s.string({ maxLength: 4096, description: 'A JWT (typ at+jwt) for the Authorization header.' }),
+  refreshToken: s.string({ maxLength: 512, description: 'Opaque; rotated on every use: presenting a used one revokes the whole session.' }),
+  tokenType: s.enum(['Bearer']),
+  expiresIn: s.integer({ minimum: 1, maximum: 31_536_000, description: "Seconds until the access token's exp." }),
+};
 
-export const loginBody = [
-  checkExact(
-    [
-      email(),
-      // No minimum here: a password set under older rules must still be able to log in.
-      body('password').isString().withMessage('must be a string').bail().isLength({ min: 1, max: PASSWORD_MAX_LENGTH }).withMessage('is required'),
-    ],
-    { locations: ['body'], message: 'is not allowed' },
-  ),
-];
-
-export const refreshBody = [
-  checkExact([body('refreshToken').isString().withMessage('must be a string').bail().isLength({ min: 1, max: 512 }).withMessage('is required')], {
-    locations: ['body'],
-    message: 'is not allowed',
-  }),
-];
-
-export const changePasswordBody = [
-  checkExact(
-    [
-      body('currentPassword').isString().withMessage('must be a string').bail().isLength({ min: 1, max: PASSWORD_MAX_LENGTH }).withMessage('is required'),
-      body('newPassword')
-        .isString().withMessage('must be a string').bail()
-        .isLength({ min: PASSWORD_MIN_LENGTH, max: PASSWORD_MAX_LENGTH })
-        .withMessage(`must be ${PASSWORD_MIN_LENGTH} to ${PASSWORD_MAX_LENGTH} characters`),
-    ],
-    { locations: ['body'], message: 'is not allowed' },
-  ),
-];
-
-export const emptyBody = [checkExact([], { locations: ['body'], message: 'is not allowed' })];
-
-export const updateMeBody = [checkExact([name()], { locations: ['body'], message: 'is not allowed' })];
+export const tokenResponse = s.named('Tokens', s.object(tokenFields));
+export const sessionResponse = s.named('Session', s.object({ user: userSchema, ...tokenFields }));

@@ -3,7 +3,7 @@
 // their own status. Thresholds turn a slow but working dependency into "warn", not "fail".
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { getHeapStatistics } from 'node:v8';
-import type { ProbeResult } from './probes';
+import type { ProbeResult } from '../../lib/probes';
 
 export type Status = 'pass' | 'warn' | 'fail';
 

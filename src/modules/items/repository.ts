@@ -1,17 +1,11 @@
 // Items in PostgreSQL. Sorting comes from a fixed whitelist mapped to SQL here, never from input.
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../../lib/db';
+import type { Infer, InferFields } from '../../lib/schema';
+import type { createItemBody, ItemInput, itemSchema, listQuery } from './schema';
 
-export interface Item {
-  id: string;
-  name: string;
-  description: string | null;
-  price: number;
-  tags: string[];
-  ownerId: string;
-  createdAt: string;
-  updatedAt: string;
-}
+/** What the API returns: the type of the response schema, so the two cannot differ. */
+export type Item = Infer<typeof itemSchema>;
 
 interface ItemRow {
   id: string;
@@ -55,12 +49,7 @@ export function toItem(row: ItemRow): Item {
   };
 }
 
-export interface ListQuery {
-  page: number;
-  limit: number;
-  sort: SortKey;
-  tag?: string;
-}
+export type ListQuery = InferFields<typeof listQuery>;
 
 export async function listItems(db: Queryable, q: ListQuery): Promise<{ items: Item[]; total: number }> {
   const params: unknown[] = [];
@@ -90,14 +79,9 @@ export async function findItem(db: Queryable, id: string): Promise<Item | undefi
   return rows[0] ? toItem(rows[0]) : undefined;
 }
 
-export interface ItemInput {
-  name?: string;
-  description?: string | null;
-  price?: number;
-  tags?: string[];
-}
+export type NewItem = Infer<typeof createItemBody>;
 
-export async function insertItem(db: Queryable, ownerId: string, input: Required<Pick<ItemInput, 'name' | 'price'>> & ItemInput): Promise<Item> {
+export async function insertItem(db: Queryable, ownerId: string, input: NewItem): Promise<Item> {
   const { rows } = await db.query<ItemRow>(
     `INSERT INTO items (id, owner_id, name, description, price, tags) VALUES ($1, $2, $3, $4, $5, $6)
      RETURNING ${COLUMNS}`,

@@ -3,13 +3,11 @@
 import { randomUUID } from 'node:crypto';
 import type { Queryable } from '../../lib/db';
 import { AppError } from '../../lib/errors';
+import type { Infer } from '../../lib/schema';
+import type { userSchema } from './schema';
 
-export interface User {
-  id: string;
-  email: string;
-  name: string | null;
-  createdAt: string;
-}
+/** What the API returns: the type of the response schema. */
+export type User = Infer<typeof userSchema>;
 
 interface UserRow {
   id: string;

@@ -1,7 +1,8 @@
 // Dependency probes for readiness and the detailed report. Each probe has a short timeout, and
 // results are reused for a short interval so that frequent polling never loads Redis or PostgreSQL.
-import type { Dependencies } from '../../deps';
-import { withTimeout } from '../../lib/timeout';
+import type { Database } from './db';
+import type { KeyValueStore } from './store/types';
+import { withTimeout } from './timeout';
 
 export interface ProbeResult {
   ok: boolean;
@@ -38,7 +39,7 @@ async function probe(ping: () => Promise<number>): Promise<ProbeResult> {
   }
 }
 
-export function createProbes(deps: Pick<Dependencies, 'store' | 'db'>, ttlMs = PROBE_TTL_MS): Probes {
+export function createProbes(deps: { store: KeyValueStore; db: Database }, ttlMs = PROBE_TTL_MS): Probes {
   return {
     redis: cached(() => probe(() => deps.store.ping()), ttlMs),
     database: cached(() => probe(() => deps.db.ping()), ttlMs),

@@ -9,10 +9,10 @@
 // An access token is valid while its session exists, its jti is not blacklisted and its session's
 // generation is current: one MGET per authenticated request.
 import { createHmac, randomBytes, randomUUID, type KeyObject, createSecretKey } from 'node:crypto';
-import type { Config } from '../../config';
-import type { AccessClaims } from '../../lib/access-tokens';
-import { AppError, serviceUnavailable } from '../../lib/errors';
-import type { KeyValueStore } from '../../lib/store/types';
+import type { Config } from '../config';
+import type { AccessClaims } from './access-tokens';
+import { AppError, serviceUnavailable } from './errors';
+import type { KeyValueStore } from './store/types';
 
 interface SessionRecord {
   uid: string;

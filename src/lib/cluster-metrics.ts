@@ -4,7 +4,7 @@
 // instance of its app over the PM2 bus for its metrics (as JSON) and merges the replies with
 // AggregatorRegistry.aggregate(): counters and histograms are summed, gauges summed or averaged.
 import { AggregatorRegistry, type Registry } from 'prom-client';
-import type { Logger } from '../../lib/logger';
+import type { Logger } from './logger';
 
 const REQUEST_TOPIC = 'rampart:metrics:request';
 // PM2 forwards a worker's message to the bus as {data, process} under the event named by its

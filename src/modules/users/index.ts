@@ -1,0 +1,55 @@
+// The authenticated user's own account.
+import type { Response } from 'express';
+import { AppError } from '../../lib/errors';
+import { defineModule } from '../../http/module';
+import { route } from '../../http/route';
+import { findUser, updateUserName, type User } from './repository';
+import { updateMeBody, userResponse } from './schema';
+
+function sendUser(res: Response, user: User | undefined): void {
+  if (!user) throw new AppError('not_found');
+  res.setHeader('Cache-Control', 'private, no-store'); // per-user: never in a shared cache
+  res.json({ user });
+}
+
+const PROFILE_TTL_MS = 300_000;
+// The account record changes only through this module (PATCH /me); the namespace version makes a
+// change visible to the next read on every worker, and the TTL bounds anything done to the row
+// outside the API.
+const profileNamespace = (userId: string) => `user:${userId}`;
+
+export const usersModule = defineModule({
+  name: 'users',
+  base: '/api/v1/users',
+  tag: { name: 'Users', description: "The caller's own account." },
+  routes: ({ db, cache }) => [
+    route({
+      method: 'get',
+      path: '/me',
+      operationId: 'getMe',
+      summary: "The caller's account",
+      description: 'Served from a per-user cache entry after authentication and the revocation check; a change made through PATCH is seen by the next read on every worker.',
+      access: 'bearer',
+      // The most frequent authenticated read: a hit costs no database query.
+      cache: { name: 'users:me', ttlMs: PROFILE_TTL_MS, audience: 'user', namespaces: ({ auth }) => [profileNamespace(auth.sub)], key: () => 'me' },
+      responses: { 200: { description: 'The account', body: userResponse, headers: ['Cache-Control'] } },
+      errors: ['not_found'],
+      handler: async ({ auth }, _req, res) => sendUser(res, await findUser(db, auth.sub)),
+    }),
+    route({
+      method: 'patch',
+      path: '/me',
+      operationId: 'updateMe',
+      summary: "Change the caller's display name",
+      access: 'bearer',
+      body: updateMeBody,
+      responses: { 200: { description: 'The account as changed', body: userResponse, headers: ['Cache-Control'] } },
+      errors: ['not_found'],
+      handler: async ({ body, auth }, _req, res) => {
+        const user = await updateUserName(db, auth.sub, body.name);
+        await cache.invalidate([profileNamespace(auth.sub)]);
+        sendUser(res, user);
+      },
+    }),
+  ],
+});

@@ -1,0 +1,150 @@
+// Every response held to the OpenAPI document. An app wrapped by `checkedApp` records each response
+// it sends (status, headers, body, inflated when gzipped) and checks it with openapi-backend, a
+// standard OpenAPI 3.1 validator: the status must be declared for the operation, the body must
+// match that status's schema and media type, and the headers marked required must be there. A
+// response for no operation must be the 404 or 405 error envelope. Test contexts check on close
+// (see helpers/app.ts), so any test file that talks to the app fails when a response leaves the
+// document.
+import { gunzipSync } from 'node:zlib';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import Ajv from 'ajv';
+import type { Express } from 'express';
+import OpenAPIBackend, { SetMatchType, type Document, type Operation } from 'openapi-backend';
+
+export interface Exchange {
+  method: string;
+  url: string;
+  status: number;
+  headers: Record<string, string | string[] | number | undefined>;
+  body: Buffer;
+}
+
+export interface ContractChecker {
+  /** Problems found so far, one line each (method, URL, status, what is wrong). */
+  readonly violations: string[];
+  /** How many responses were checked. */
+  readonly checked: number;
+  check(exchange: Exchange): void;
+}
+
+const JSON_TYPES = /^application\/(?:[\w.+-]+\+)?json\b/;
+
+function mediaType(headers: Exchange['headers']): string {
+  const value = headers['content-type'];
+  return typeof value === 'string' ? value.split(';')[0]!.trim().toLowerCase() : '';
+}
+
+function decode(exchange: Exchange): Buffer {
+  return exchange.headers['content-encoding'] === 'gzip' && exchange.body.length > 0 ? gunzipSync(exchange.body) : exchange.body;
+}
+
+export async function contractChecker(document: Record<string, unknown>): Promise<ContractChecker> {
+  const api = new OpenAPIBackend({
+    definition: structuredClone(document) as unknown as Document,
+    strict: true,
+    validate: true,
+    // Prices are multiples of 0.01: compare with a tolerance, as a float must be (19.99 / 0.01 is
+    // not an integer in binary floating point).
+    ajvOpts: { multipleOfPrecision: 6 },
+  });
+  await api.init();
+  // For answers outside every operation (404, 405): the envelope itself.
+  const components = (document.components as { schemas: Record<string, unknown> }).schemas;
+  const envelope = new Ajv({ strict: false }).compile({ ...(components.Error as object), components: { schemas: components } });
+
+  const violations: string[] = [];
+  let checked = 0;
+
+  const check = (exchange: Exchange): void => {
+    checked++;
+    const where = `${exchange.method} ${exchange.url} -> ${exchange.status}`;
+    const fail = (what: string): void => {
+      violations.push(`${where}: ${what}`);
+    };
+    // CORS preflight is the CORS protocol, not an operation (described in the document's info).
+    if (exchange.method === 'OPTIONS') return;
+    const url = new URL(exchange.url, 'http://app.test');
+    const head = exchange.method === 'HEAD';
+    const method = head ? 'get' : exchange.method.toLowerCase();
+    const query = Object.fromEntries(url.searchParams);
+    let operation: Operation | undefined;
+    try {
+      operation = api.matchOperation({ method, path: url.pathname, query, headers: {} });
+    } catch {
+      operation = undefined;
+    }
+    const body = decode(exchange);
+    const type = mediaType(exchange.headers);
+
+    if (!operation) {
+      if (exchange.status !== 404 && exchange.status !== 405) return fail('no operation in the document answers this request');
+      if (exchange.status === 405 && !exchange.headers.allow) fail('405 without an Allow header');
+      if (!head && !envelope(JSON.parse(body.toString('utf8')))) fail(`not the error envelope: ${JSON.stringify(envelope.errors)}`);
+      return;
+    }
+    const declared = (operation.responses as Record<string, { content?: Record<string, unknown> }> | undefined)?.[String(exchange.status)];
+    if (!declared) return fail(`status ${exchange.status} is not declared for ${operation.operationId}`);
+
+    const headers = api.validateResponseHeaders(exchange.headers, operation, { statusCode: exchange.status, setMatchType: SetMatchType.Superset });
+    if (!headers.valid) fail(`headers: ${JSON.stringify(headers.errors)}`);
+
+    const content = declared.content;
+    if (!content) {
+      if (body.length > 0 && !head) fail(`a body where ${operation.operationId} declares none`);
+      return;
+    }
+    if (!content[type] && !content['*/*']) return fail(`media type ${type || '(none)'} is not declared (${Object.keys(content).join(', ')})`);
+    if (head || !JSON_TYPES.test(type)) return;
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body.toString('utf8'));
+    } catch {
+      return fail('declared JSON, sent something else');
+    }
+    const result = api.validateResponse(parsed, operation, exchange.status);
+    if (!result.valid) fail(`body: ${JSON.stringify(result.errors)} in ${body.toString('utf8').slice(0, 300)}`);
+  };
+
+  return {
+    violations,
+    get checked() {
+      return checked;
+    },
+    check,
+  };
+}
+
+/** Records what goes out on a response: the bytes written, whatever writes them. */
+function record(res: ServerResponse, done: (body: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  const keep = (chunk: unknown, encoding?: unknown) => {
+    if (chunk === undefined || chunk === null || typeof chunk === 'function') return;
+    chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8'));
+  };
+  const write = res.write.bind(res) as (...args: unknown[]) => boolean;
+  const end = res.end.bind(res) as (...args: unknown[]) => ServerResponse;
+  res.write = ((...args: unknown[]) => {
+    keep(args[0], args[1]);
+    return write(...args);
+  }) as typeof res.write;
+  res.end = ((...args: unknown[]) => {
+    keep(args[0], args[1]);
+    return end(...args);
+  }) as typeof res.end;
+  res.once('finish', () => done(Buffer.concat(chunks)));
+}
+
+/**
+ * The app, with every response it sends handed to `checker`. The wrapper has the app as its
+ * prototype, so it is used exactly like the app (supertest, listen, settings).
+ */
+export function checkedApp(app: Express, checker: ContractChecker): Express {
+  const wrapped = (req: IncomingMessage, res: ServerResponse) => {
+    const method = req.method ?? 'GET';
+    const url = req.url ?? '/';
+    record(res, (body) => checker.check({ method, url, status: res.statusCode, headers: res.getHeaders(), body }));
+    return (app as unknown as (req: IncomingMessage, res: ServerResponse) => void)(req, res);
+  };
+  Object.setPrototypeOf(wrapped, app);
+  return wrapped as unknown as Express;
+}
