@@ -76,13 +76,23 @@ const HEADERS: Record<string, Doc> = {
     schema: { type: 'string', enum: ['HIT', 'MISS', 'BYPASS'] },
   },
   'WWW-Authenticate': { description: '`Bearer`, or `Bearer error="invalid_token"` when a token was presented.', schema: { type: 'string', maxLength: 100 } },
-  Allow: { description: 'The methods this path supports.', schema: { type: 'string', maxLength: 100 } },
+  'Access-Control-Allow-Origin': {
+    description: "The request's Origin, echoed when it is one of CORS_ORIGINS (exact match; with Vary: Origin); absent otherwise.",
+    schema: { type: 'string', maxLength: 2048 },
+  },
   'Cache-Control': { description: 'Never stored by shared caches where it matters: `no-store` or `private, no-store`.', schema: { type: 'string', maxLength: 100 } },
   Pragma: { description: '`no-cache`, for HTTP/1.0 caches.', schema: { type: 'string', maxLength: 20 } },
 };
 
 const headerRef = (name: string, required = false): Doc =>
   required ? { $ref: `#/components/headers/${name}`, required: true } : { $ref: `#/components/headers/${name}` };
+
+/** Headers every response under /api/v1 may carry (the API middleware's). */
+const API_HEADERS: Doc = {
+  RateLimit: headerRef('RateLimit'),
+  'RateLimit-Policy': headerRef('RateLimit-Policy'),
+  'Access-Control-Allow-Origin': headerRef('Access-Control-Allow-Origin'),
+};
 
 /** Reason phrases used as the description of generated error responses. */
 const STATUS_TEXT: Record<number, string> = {
@@ -159,7 +169,7 @@ function errorResponses(mounted: MountedRoute): Record<string, Doc> {
   const responses: Record<string, Doc> = {};
   for (const [status, codes] of [...byStatus].sort(([a], [b]) => a - b)) {
     const headers: Doc = { 'X-Request-Id': headerRef('X-Request-Id', true) };
-    if (api) Object.assign(headers, { RateLimit: headerRef('RateLimit'), 'RateLimit-Policy': headerRef('RateLimit-Policy') });
+    if (api) Object.assign(headers, API_HEADERS);
     if (status === 429 || status === 503) headers['Retry-After'] = headerRef('Retry-After', true);
     if (status === 429 || status >= 500) headers['Cache-Control'] = headerRef('Cache-Control', true);
     if (status === 401) headers['WWW-Authenticate'] = headerRef('WWW-Authenticate', codes.every((c) => AUTH_CODES.includes(c)));
@@ -181,7 +191,7 @@ function successResponses(mounted: MountedRoute, registry: SchemaRegistry): Reco
   for (const [status, declared] of Object.entries(mounted.route.responses)) {
     if (!declared) continue;
     const headers: Doc = { 'X-Request-Id': headerRef('X-Request-Id', true) };
-    if (api) Object.assign(headers, { RateLimit: headerRef('RateLimit'), 'RateLimit-Policy': headerRef('RateLimit-Policy') });
+    if (api) Object.assign(headers, API_HEADERS);
     const named = new Set<HeaderName>(declared.headers ?? []);
     if (mounted.route.cache && Number(status) === 200) named.add('X-Cache');
     for (const name of named) headers[name] = headerRef(name, true);
@@ -248,11 +258,13 @@ export function buildDocument(mounted: readonly MountedRoute[], { config, versio
       description: [
         'JSON in, JSON out. Every response carries `X-Request-Id`; every error has one envelope (`Error`) with a stable `code`.',
         `Everything under \`/api/v1\` shares the general rate limit (\`api\`: ${api.max} requests per ${api.windowMs / 60_000} min per client IP; it lets requests through when its store is unavailable); some operations add their own.`,
-        'A known path answers an unsupported method with 405 `method_not_allowed` and an `Allow` header; an unknown path answers 404 `not_found`. CORS preflight (`OPTIONS`) answers 204 for allowed origins.',
+        'A known path answers an unsupported method with 405 `method_not_allowed` and an `Allow` header listing those it supports; an unknown path answers 404 `not_found`. Any request under `/api/v1`, whatever its path, may be refused before routing with 400, 413, 415 or 429 (malformed, too large, not JSON, over the general limit). CORS preflight (`OPTIONS`) answers 204 for allowed origins.',
       ].join('\n\n'),
       license: { name: 'MIT', identifier: 'MIT' },
     },
-    servers: [{ url: '/', description: 'This server' }],
+    // Relative: the document describes whichever deployment (local, development, staging or
+    // production) serves it. Internet-facing: clients reach it through the proxy.
+    servers: [{ url: '/', description: 'The server that serves this document, in any environment: local, development, staging or production', 'x-internal': false }],
     tags: [...tags].map(([name, description]) => ({ name, description })),
     paths,
     components: {
@@ -272,7 +284,8 @@ export function buildDocument(mounted: readonly MountedRoute[], { config, versio
           type: 'http',
           scheme: 'bearer',
           bearerFormat: 'JWT',
-          description: 'An access token from register, login, refresh or password change, in the Authorization header only (never a query string or cookie).',
+          description:
+            'An access token from register, login, refresh or password change, in the Authorization header only (never a query string or cookie). Handled as RFC8725 (JSON Web Token best current practices) recommends: HS256 pinned (no `none`, no algorithm switching), `typ` at+jwt, `exp`, `iss` and `aud` required and checked, `kid` selecting among configured keys only.',
         },
         opsToken: {
           type: 'http',

@@ -77,7 +77,8 @@ export interface RouteDeclaration<
   /** Unique across the API; client generators name their methods after it. */
   operationId: string;
   summary: string;
-  description?: string;
+  /** What a client needs to know beyond the summary: semantics, caching, side effects. */
+  description: string;
   access: A;
   limit?: RateLimit;
   params?: P;

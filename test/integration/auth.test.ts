@@ -373,7 +373,7 @@ describe('password change', () => {
 describe('signing-key rotation', () => {
   const NEW_SECRET = 'the-new-access-secret-0123456789-abcdefgh';
   // Other deployments of the same service: same store and database, other key configuration.
-  const deployment = (env: Record<string, string>) => createApp({ ...ctx.deps, config: loadConfig({ ...ENV, NODE_ENV: 'test', RATE_LIMIT_API_MAX: '100000', ...env }) });
+  const deployment = (env: Record<string, string>) => ctx.checked(createApp({ ...ctx.deps, config: loadConfig({ ...ENV, NODE_ENV: 'test', RATE_LIMIT_API_MAX: '100000', ...env }) }));
 
   it('accepts old-key tokens while the old key is listed, rejects them once it is not', async () => {
     const rotated = deployment({ JWT_ACCESS_SECRET: NEW_SECRET, JWT_ACCESS_PREVIOUS_SECRETS: ACCESS_SECRET });

@@ -182,7 +182,7 @@ describe('response cache', () => {
   });
 
   it('invalidates on create, update and delete, as seen from a second app instance', async () => {
-    const other = createApp(ctx.deps); // another worker: same stores and database, its own memory
+    const other = ctx.checked(createApp(ctx.deps)); // another worker: same stores and database, its own memory
     const tag = `inv-${randomUUID().slice(0, 8)}`;
     const listUrl = `/api/v1/items?tag=${tag}`;
     expect((await request(other).get(listUrl)).body.total).toBe(0);
@@ -232,7 +232,7 @@ describe('response cache', () => {
     let queries = 0;
     const db = { ...ctx.deps.db, query: ((...args: Parameters<typeof ctx.deps.db.query>) => { queries++; return ctx.deps.db.query(...args); }) as typeof ctx.deps.db.query };
     const metrics = createMetrics();
-    const app = createApp({ ...ctx.deps, db }, { metrics });
+    const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics }));
     const results = await Promise.all(Array.from({ length: 10 }, () => request(app).get(`/api/v1/items?tag=${tag}`)));
     expect(results.every((r) => r.status === 200 && r.body.total === 1)).toBe(true);
     expect(results.every((r) => ['MISS', 'HIT'].includes(String(r.headers['x-cache'])))).toBe(true);

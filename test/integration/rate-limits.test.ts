@@ -20,7 +20,7 @@ afterAll(async () => ctx?.close());
 
 /** Another app over the same store and database, with other limits. */
 function sibling(env: Record<string, string>, store = ctx.deps.store) {
-  return createApp({ ...ctx.deps, store, config: loadConfig({ NODE_ENV: 'test', ...SECRETS, RATE_LIMIT_API_MAX: '100000', ...env }) });
+  return ctx.checked(createApp({ ...ctx.deps, store, config: loadConfig({ NODE_ENV: 'test', ...SECRETS, RATE_LIMIT_API_MAX: '100000', ...env }) }));
 }
 
 /** A store of the same kind with fresh keys, for tests that count the loopback peer itself. */
@@ -139,10 +139,10 @@ describe('client identity', () => {
   });
 
   it('believes only the hops it trusts: a client cannot pick its own address', async () => {
-    const app = createApp({
+    const app = ctx.checked(createApp({
       ...ctx.deps,
       config: loadConfig({ NODE_ENV: 'test', TRUST_PROXY: '1', ENABLE_DIAGNOSTIC_ROUTES: 'true', RATE_LIMIT_API_MAX: '3' }),
-    });
+    }));
     const real = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
     const seen = await request(app).get('/api/v1/_diag/whoami').set('X-Forwarded-For', `6.6.6.6, ${real}`);
     expect(seen.body.ip).toBe(real);

@@ -21,7 +21,7 @@ describe('the account read cache', () => {
     const account = await register(ctx.app);
     let queries = 0;
     const db = { ...ctx.deps.db, query: ((...args: Parameters<typeof ctx.deps.db.query>) => { queries++; return ctx.deps.db.query(...args); }) as typeof ctx.deps.db.query };
-    const app = createApp({ ...ctx.deps, db }, { metrics: createMetrics() });
+    const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics: createMetrics() }));
 
     const first = await me(app, account.accessToken);
     expect(first.status).toBe(200);
@@ -48,7 +48,7 @@ describe('the account read cache', () => {
 
   it('shows a change at once, on another app instance too', async () => {
     const account = await register(ctx.app);
-    const other = createApp(ctx.deps, { metrics: createMetrics() }); // another worker
+    const other = ctx.checked(createApp(ctx.deps, { metrics: createMetrics() })); // another worker
     await me(other, account.accessToken);
     expect((await me(other, account.accessToken)).body.user.name).toBe('Test User');
 

@@ -3,74 +3,29 @@
 // violation, script error or failed load. The viewer's policy replaces the API's strict one on the
 // viewer's responses only.
 //
-// The app here is small on purpose (a sample document and one real endpoint); everything about the
-// document is read from what /openapi.json returns, so the same assertions hold for any document.
+// The app is the real one: everything about the document is read from what its /openapi.json
+// returns, so the assertions hold for whatever modules it mounts.
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import express, { type Express } from 'express';
+import type { Express } from 'express';
 import request from 'supertest';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AppError } from '../../src/lib/errors';
-import { errorHandler } from '../../src/middleware/error-handler';
-import { requestStart } from '../../src/middleware/request-start';
 import { computeSecurityHeaders } from '../../src/middleware/security-headers';
 import { apiDocsViewer, VIEWER_CSP } from '../../src/modules/docs/viewer';
 import { CHROMIUM, NO_CHROMIUM_REASON, TestBrowser, type WatchedPage } from '../helpers/browser';
-import { captureLogger } from '../helpers/log-capture';
+import { createTestContext, type TestContext } from '../helpers/app';
 
 const DOCUMENT_URL = '/openapi.json';
 const VIEWER_PATH = '/api/docs';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
-const THINGS = { items: [{ id: 'a1', name: 'first thing' }], page: 1, limit: 20, total: 1 };
-
-const SAMPLE_DOCUMENT = {
-  openapi: '3.1.0',
-  info: { title: 'Viewer sample', version: '1.0.0' },
-  paths: {
-    '/api/v1/things': {
-      get: {
-        operationId: 'listThings',
-        tags: ['things'],
-        summary: 'List things',
-        responses: { '200': { description: 'A page of things', content: { 'application/json': { schema: { type: 'object' } } } } },
-      },
-      post: {
-        operationId: 'createThing',
-        tags: ['things'],
-        summary: 'Create a thing',
-        requestBody: { required: true, content: { 'application/json': { schema: { type: 'object', properties: { name: { type: 'string' } } } } } },
-        responses: { '201': { description: 'Created' } },
-      },
-    },
-    '/api/v1/things/{id}': {
-      parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-      get: { operationId: 'getThing', tags: ['things'], summary: 'One thing', responses: { '200': { description: 'The thing' } } },
-      delete: { operationId: 'deleteThing', tags: ['things'], summary: 'Delete a thing', responses: { '204': { description: 'Deleted' } } },
-    },
-  },
-};
-
-function buildApp(): Express {
-  const viewer = apiDocsViewer({ documentUrl: DOCUMENT_URL, path: VIEWER_PATH });
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  // The app's own first middleware: request id and the API's security headers (helmet's strict
-  // policy) on every response; the viewer's handlers must replace the policy for themselves only.
-  app.use(requestStart());
-  app.get(DOCUMENT_URL, (_req, res) => {
-    res.json(SAMPLE_DOCUMENT);
-  });
-  app.get('/api/v1/things', (_req, res) => {
-    res.json(THINGS);
-  });
-  app.get(VIEWER_PATH, viewer.page);
-  app.get(viewer.assetPath, viewer.asset);
-  app.use((_req, _res, next) => next(new AppError('not_found')));
-  app.use(errorHandler(captureLogger().logger));
-  return app;
+/** The real app (all its modules, the API description included) over the configured services. */
+let ctx: TestContext | undefined;
+async function realApp(): Promise<Express> {
+  ctx ??= await createTestContext();
+  return ctx.app;
 }
+afterAll(async () => ctx?.close());
 
 type OpenApiDocument = { servers?: { url?: string }[]; paths?: Record<string, Record<string, unknown>>; webhooks?: Record<string, Record<string, unknown>>; security?: unknown[] };
 type Operation = { parameters?: { required?: boolean; in?: string }[]; security?: unknown[]; requestBody?: unknown };
@@ -124,7 +79,10 @@ function shapeOf(value: unknown): unknown {
 const API_CSP = new Map(computeSecurityHeaders()).get('Content-Security-Policy');
 
 describe('api docs viewer: headers and assets', () => {
-  const app = buildApp();
+  let app: Express;
+  beforeAll(async () => {
+    app = await realApp();
+  });
   const viewer = apiDocsViewer({ documentUrl: DOCUMENT_URL, path: VIEWER_PATH });
 
   it('the API keeps its strict policy, and it is not the viewer policy', async () => {
@@ -210,8 +168,9 @@ describe.skipIf(!CHROMIUM)(`api docs viewer in Chromium${CHROMIUM ? '' : ` [${NO
   let watched: WatchedPage | undefined;
 
   beforeAll(async () => {
+    const app = await realApp();
     server = await new Promise<Server>((resolve, reject) => {
-      const s = buildApp().listen(0, '127.0.0.1', () => resolve(s));
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
       s.once('error', reject);
     });
     origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -35,6 +35,7 @@ export const authModule = defineModule({
         path: '/register',
         operationId: 'register',
         summary: 'Create an account and start a session',
+        description: 'Emails are unique regardless of case (stored lower-cased): an address already registered is 409. The answer carries the first session\'s tokens.',
         access: 'public',
         limit: limiter('register', 'REGISTER'),
         body: registerBody,
@@ -106,6 +107,7 @@ export const authModule = defineModule({
         path: '/password',
         operationId: 'changePassword',
         summary: 'Change the password; every other session ends',
+        description: 'Requires the current password. Every session of the user is revoked, the calling one included, and the caller continues in a fresh session whose tokens are in the answer. A wrong current password is 401 invalid_credentials and counts toward the limit.',
         access: 'bearer',
         // Guessing the current password through this route is a login attempt: same limit, per user.
         limit: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true, keyedBy: 'user (client IP without a valid token)' }),

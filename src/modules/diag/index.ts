@@ -22,6 +22,7 @@ export const diagModule = defineModule({
       path: '/slow',
       operationId: 'diagSlow',
       summary: 'Wait, then answer',
+      description: 'Holds the request for `ms` milliseconds (at most 30 s): for testing timeouts, draining and shutdown.',
       access: 'public',
       query: { ms: s.integer({ minimum: 0, maximum: 30_000, description: 'Milliseconds to wait.' }) },
       responses: { 200: { description: 'Waited', body: s.object({ sleptMs: s.integer({ minimum: 0, maximum: 30_000 }) }) } },
@@ -35,6 +36,7 @@ export const diagModule = defineModule({
       path: '/boom',
       operationId: 'diagBoom',
       summary: 'Throw: the error handler must answer 500 internal_error, revealing nothing',
+      description: 'Throws an error whose message holds a file path and a password: the answer must be the generic 500 envelope, and the log must not hold the password.',
       access: 'public',
       responses: {},
       handler: () => {
@@ -46,6 +48,7 @@ export const diagModule = defineModule({
       path: '/whoami',
       operationId: 'diagWhoami',
       summary: 'The client address as the app sees it, and which process answered',
+      description: 'For checking TRUST_PROXY behind a proxy and the spread of requests over PM2 workers.',
       access: 'public',
       responses: { 200: { description: 'Who answered whom', body: whoami } },
       handler: (_input, req, res) => {

@@ -24,6 +24,7 @@ export const docsModule = defineModule({
         path: DOCUMENT_PATH,
         operationId: 'openApiDocument',
         summary: 'This OpenAPI 3.1 document',
+        description: 'Built from the route declarations of the modules this server mounts: every operation, parameter, body, status, header and error code. Feed it to client generators, gateways and contract tests.',
         access: 'public',
         responses: { 200: { description: 'The document', body: s.raw({ type: 'object', description: 'An OpenAPI 3.1 document.' }), headers: ['Cache-Control'] } },
         handler: (_input, _req, res) => {
@@ -48,6 +49,7 @@ export const docsModule = defineModule({
         path: `${VIEWER_PATH}/:asset`,
         operationId: 'apiDocsAsset',
         summary: "One of the viewer's files (scripts, styles, icons)",
+        description: 'Only the files the viewer page links to, under content-hashed names; any other name is 404.',
         access: 'public',
         // Any name is looked up in the viewer's allow-list; names it does not hold are 404.
         params: { asset: s.string({ minLength: 1, maxLength: 200, description: 'A content-hashed file name the viewer page links to.' }) },

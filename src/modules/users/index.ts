@@ -41,6 +41,7 @@ export const usersModule = defineModule({
       path: '/me',
       operationId: 'updateMe',
       summary: "Change the caller's display name",
+      description: 'The only field a user may change here; unknown fields are refused (422). The next read of /users/me on any worker sees the change.',
       access: 'bearer',
       body: updateMeBody,
       responses: { 200: { description: 'The account as changed', body: userResponse, headers: ['Cache-Control'] } },
