@@ -9,7 +9,7 @@
 import type { Request, RequestHandler } from 'express';
 import { body, checkExact, matchedData, param, query, validationResult, type ValidationChain, type ValidationError } from 'express-validator';
 import { AppError, type ErrorDetail } from '../lib/errors';
-import { codePointLength, type AnySchema, type Fields, type ObjectSchema } from '../lib/schema';
+import { codePointLength, UUID_PATTERN, type AnySchema, type Fields, type ObjectSchema } from '../lib/schema';
 
 export type Location = 'params' | 'query' | 'body';
 
@@ -145,10 +145,6 @@ export function chainsFor(declaration: RequestDeclaration): ValidationChain[] {
 }
 
 // ---- fast path -------------------------------------------------------------------------------
-
-/** Every UUID isUUID() accepts: versions 1-8 with the RFC variant, nil and max. */
-export const UUID_PATTERN =
-  '^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|0{8}-0{4}-0{4}-0{4}-0{12}|[fF]{8}-[fF]{4}-[fF]{4}-[fF]{4}-[fF]{12})$';
 
 const UNSURE = Symbol('unsure');
 type FastField = (raw: unknown) => unknown;

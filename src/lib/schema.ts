@@ -8,6 +8,14 @@
 
 export type JsonSchema = Record<string, unknown>;
 
+/**
+ * The UUIDs a `format: 'uuid'` string accepts: versions 1-8 with the RFC variant, nil and max (what
+ * express-validator's isUUID() accepts). Written into the document beside the format, which alone
+ * would let a client send versions the server refuses.
+ */
+export const UUID_PATTERN =
+  '^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[1-8][0-9a-fA-F]{3}-[89abAB][0-9a-fA-F]{3}-[0-9a-fA-F]{12}|0{8}-0{4}-0{4}-0{4}-0{12}|[fF]{8}-[fF]{4}-[fF]{4}-[fF]{4}-[fF]{12})$';
+
 interface Common {
   description?: string;
   example?: unknown;
@@ -167,6 +175,7 @@ function body(schema: AnySchema, registry: SchemaRegistry): JsonSchema {
         json.pattern = schema.minLength === 1 ? '\\S' : `^\\s*\\S[\\s\\S]{${schema.minLength - 2},}\\S\\s*$`;
       }
       if (schema.pattern !== undefined) json.pattern = schema.pattern;
+      else if (schema.format === 'uuid') json.pattern = UUID_PATTERN;
       if (schema.format !== undefined) json.format = schema.format;
       return json;
     }
