@@ -5,7 +5,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CONFIG_VARIABLES, ConfigError, loadConfig, type Config, type Env, type RateLimitScope } from '../../src/config';
+import { CONFIG_VARIABLES, loadConfig, type Config, type Env, type RateLimitScope } from '../../src/config';
+import { PRODUCTION_OK, problemsOf, SECRET_A, SECRET_B } from '../helpers/config';
 
 const ROOT = path.resolve(__dirname, '../..');
 const read = (rel: string): string => readFileSync(path.join(ROOT, rel), 'utf8');
@@ -105,28 +106,6 @@ function rowOf(name: string): Row {
   expect(row.names, `${name}: alone in its row`).toEqual([name]);
   expect(row.cells.length, `${name}: variable | meaning | default outside production | production`).toBe(4);
   return row;
-}
-
-const SECRET_A = 'a'.repeat(40);
-const SECRET_B = 'b'.repeat(40);
-const PRODUCTION_OK: Env = {
-  NODE_ENV: 'production',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-  JWT_ACCESS_SECRET: SECRET_A,
-  JWT_REFRESH_SECRET: SECRET_B,
-  CORS_ORIGINS: 'https://app.example.com',
-  TRUST_PROXY: '1',
-};
-
-function problemsOf(env: Env): string[] {
-  try {
-    loadConfig(env);
-    return [];
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    return [...err.problems];
-  }
 }
 
 const variableOf = (problem: string): string => problem.slice(0, problem.indexOf(':'));

@@ -1,29 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../../src/config';
+import { loadConfig } from '../../src/config';
 import { parseDurationMs, parseTrustProxy } from '../../src/config/parsers';
-
-const SECRET_A = 'a'.repeat(40);
-const SECRET_B = 'b'.repeat(40);
-
-const PRODUCTION_OK = {
-  NODE_ENV: 'production',
-  REDIS_URL: 'redis://127.0.0.1:6379',
-  DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/test',
-  JWT_ACCESS_SECRET: SECRET_A,
-  JWT_REFRESH_SECRET: SECRET_B,
-  CORS_ORIGINS: 'https://app.example.com',
-  TRUST_PROXY: '1',
-};
-
-function problemsOf(env: Record<string, string | undefined>): string[] {
-  try {
-    loadConfig(env);
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return [...(err as ConfigError).problems];
-  }
-  return [];
-}
+import { PRODUCTION_OK, problemsOf, SECRET_A, SECRET_B } from '../helpers/config';
 
 describe('loadConfig', () => {
   it('starts on defaults outside production, generating secrets with a warning', () => {
