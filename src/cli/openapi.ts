@@ -2,7 +2,8 @@
 // environment (API_DOCS and ENABLE_DIAGNOSTIC_ROUTES decide which modules are mounted, as they do
 // for the server), without connecting to anything: for the linter in CI, client generators and
 // gateways. The server serves the same document at /openapi.json.
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import type { Express } from 'express';
 import { createApp, mountedRoutes } from '../app';
 import { ConfigError, loadConfig, type Config, type Env } from '../config';
@@ -61,7 +62,10 @@ function main(): number {
     }
     throw err;
   }
-  if (out) writeFileSync(out, text);
+  if (out) {
+    mkdirSync(path.dirname(out), { recursive: true });
+    writeFileSync(out, text);
+  }
   else process.stdout.write(text);
   return 0;
 }

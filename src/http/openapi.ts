@@ -178,7 +178,7 @@ function errorResponses(mounted: MountedRoute): Record<string, Doc> {
       description: `${STATUS_TEXT[status] ?? 'Error'}. Codes: ${list}.`,
       headers,
       content: jsonContent({
-        allOf: [{ $ref: '#/components/schemas/Error' }, { properties: { error: { properties: { code: { enum: codes } } } } }],
+        allOf: [{ $ref: '#/components/schemas/Error' }, { properties: { error: { properties: { code: { type: 'string', enum: codes } } } } }],
       }),
     };
   }
@@ -197,7 +197,11 @@ function successResponses(mounted: MountedRoute, registry: SchemaRegistry): Reco
     for (const name of named) headers[name] = headerRef(name, true);
     const response: Doc = { description: declared.description, headers };
     if (declared.body) response.content = jsonContent(toJsonSchema(declared.body, registry), declared.contentType);
-    else if (declared.contentType) response.content = { [declared.contentType]: { schema: { type: 'string', maxLength: 10_000_000 } } };
+    else if (declared.contentType) {
+      // Text as a string; any type at all (*/*, e.g. images) as bytes.
+      const bytes = declared.contentType === '*/*' ? { contentMediaType: 'application/octet-stream' } : {};
+      response.content = { [declared.contentType]: { schema: { type: 'string', maxLength: 10_000_000, ...bytes } } };
+    }
     responses[status] = response;
   }
   return responses;
