@@ -86,9 +86,15 @@ function fullPath(base: string, path: string): string {
 type Input = RouteInput<unknown, unknown, unknown, unknown>;
 const NONE = Object.freeze({}) as Record<string, never>;
 
+/** The handler's input: the validator's, or (routes without input) made once on first use. */
 function inputOf(req: Parameters<RequestHandler>[0]): Input {
-  const v = req.validated;
-  return { params: v?.params ?? NONE, query: v?.query ?? NONE, body: v?.body ?? NONE, auth: req.auth } as Input;
+  return (req.validated ??= { params: NONE, query: NONE, body: NONE, auth: req.auth }) as Input;
+}
+
+/** Where a module's paths begin, up to their first parameter: what its router is mounted at. */
+function prefixesOf(paths: readonly string[]): string[] {
+  const heads = paths.map((p) => p.split('/:')[0]!.replace(/\/$/, '') || '/');
+  return [...new Set(heads)].filter((h, _i, all) => !all.some((o) => o !== h && h.startsWith(`${o}/`)));
 }
 
 /** The middleware of one route, in the order the request meets them. */
@@ -118,6 +124,13 @@ function handlersFor(route: AnyRoute, ctx: ModuleContext): RequestHandler[] {
 function declare(router: Router, module: ModuleDefinition, ctx: ModuleContext, mounted: MountedRoute[]): void {
   for (const route of module.routes(ctx)) {
     const path = fullPath(module.base, route.path);
+    // Every path parameter is declared (and nothing else is): the document must describe each one,
+    // and the validator's fast path relies on it.
+    const inPath = [...path.matchAll(/:(\w+)/g)].map((m) => m[1]!).sort();
+    const declared = Object.keys(route.params ?? {}).sort();
+    if (inPath.join() !== declared.join()) {
+      throw new Error(`${route.operationId}: path parameters ${inPath.join(', ') || '(none)'} but declared params ${declared.join(', ') || '(none)'}`);
+    }
     router[route.method](path, ...handlersFor(route, ctx));
     mounted.push({ module, route, path });
   }
@@ -129,22 +142,26 @@ function declare(router: Router, module: ModuleDefinition, ctx: ModuleContext, m
  * API modules get a router of their own that sees only requests under its base (mountAt): a
  * request walks only its module's routes, and Express's own mount (app.use(base, router)), which
  * rewrites and re-parses req.url on the way in and out, is avoided. Routes are registered with
- * their full paths, so req.route.path is the whole template. Operations modules are declared on
- * the app's router itself: load balancers poll them several times a second.
+ * their full paths, so req.route.path is the whole template. Operations modules with a base are
+ * declared on the app's router itself: load balancers poll them several times a second.
  * Either way, a known path answers other methods with 405 and an Allow header.
  */
 export function mountModules(app: Express, modules: readonly ModuleDefinition[], ctx: ModuleContext): MountedRoute[] {
   const mounted: MountedRoute[] = [];
   for (const module of modules) {
     if (module.enabled && !module.enabled(ctx.config)) continue;
-    if (module.stage === 'operations') {
+    if (module.stage === 'operations' && module.base !== '') {
       const from = app.router.stack.length;
       declare(app.router, module, ctx, mounted);
       rejectOtherMethods(app.router, from);
     } else {
+      // A module at the root (the API description) gets a router too, mounted at the prefixes of
+      // its paths: an API request passes it with one test instead of one per route.
       const router = createRouter();
+      const first = mounted.length;
       declare(router, module, ctx, mounted);
-      app.use(mountAt(module.base, rejectOtherMethods(router)));
+      const at = module.base === '' ? prefixesOf(mounted.slice(first).map((m) => m.path)) : module.base;
+      app.use(mountAt(at, rejectOtherMethods(router)));
     }
   }
   return mounted;

@@ -8,6 +8,7 @@
 // unit test holds the two to the same answers for every declared route.
 import type { Request, RequestHandler } from 'express';
 import { body, checkExact, matchedData, param, query, validationResult, type ValidationChain, type ValidationError } from 'express-validator';
+import type { AccessClaims } from '../lib/access-tokens';
 import { AppError, type ErrorDetail } from '../lib/errors';
 import { codePointLength, UUID_PATTERN, type AnySchema, type Fields, type ObjectSchema } from '../lib/schema';
 
@@ -19,15 +20,21 @@ export interface RequestDeclaration {
   body?: ObjectSchema;
 }
 
+/** A route's input as its handler receives it (typed per route by RouteInput in route.ts). */
 export interface ValidatedInput {
   params: Record<string, unknown>;
   query: Record<string, unknown>;
   body: Record<string, unknown>;
+  /** The verified token's claims on bearer routes (authentication runs before validation). */
+  auth: AccessClaims | undefined;
 }
 
 declare module 'express-serve-static-core' {
   interface Request {
-    /** What the route's validator accepted, converted (integers parsed, strings trimmed) and defaulted. */
+    /**
+     * What the route's validator accepted, converted (integers parsed, strings trimmed) and
+     * defaulted: one object per request, handed to the handler as its input.
+     */
     validated?: ValidatedInput;
   }
 }
@@ -195,21 +202,43 @@ function compileFields(fields: Fields | undefined): CompiledField[] {
   }));
 }
 
-/** The converted values of one location, or UNSURE. Absent optional fields take their default. */
-function fastLocation(fields: readonly CompiledField[], source: unknown): Record<string, unknown> | typeof UNSURE {
+/**
+ * The converted values of one location, or UNSURE. Absent optional fields take their default.
+ * When nothing was converted or added and nothing else was sent, the request's own object is the
+ * answer (an id in a path): no allocation on the most common reads. `exact`: the source holds only
+ * declared keys (path parameters: the mechanism refuses a route whose path has undeclared ones).
+ */
+function fastLocation(fields: readonly CompiledField[], source: unknown, exact: boolean): Record<string, unknown> | typeof UNSURE {
   if (fields.length === 0) return EMPTY;
   const values = (source ?? EMPTY) as Record<string, unknown>;
-  const out: Record<string, unknown> = {};
-  for (const field of fields) {
+  let out: Record<string, unknown> | undefined;
+  let present = 0;
+  for (let i = 0; i < fields.length; i++) {
+    const field = fields[i]!;
     const raw = values[field.name];
     if (raw === undefined) {
       if (!field.optional) return UNSURE;
-      if (field.fallback !== undefined) out[field.name] = field.fallback;
+      if (field.fallback !== undefined) (out ??= copyOf(values, fields, i))[field.name] = field.fallback;
       continue;
     }
+    present++;
     const value = field.fast(raw);
     if (value === UNSURE) return UNSURE;
-    out[field.name] = value;
+    if (out !== undefined || value !== raw) (out ??= copyOf(values, fields, i))[field.name] = value;
+  }
+  if (out !== undefined || exact) return out ?? values;
+  let sent = 0;
+  for (const key in values) if (Object.hasOwn(values, key)) sent++;
+  return sent === present ? values : copyOf(values, fields, fields.length);
+}
+
+/** The declared fields before index `upTo`, as the fast path accepted them (unchanged). */
+function copyOf(values: Record<string, unknown>, fields: readonly CompiledField[], upTo: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < upTo; i++) {
+    const name = fields[i]!.name;
+    if (values[name] !== undefined) out[name] = values[name];
+    else if (fields[i]!.fallback !== undefined) out[name] = fields[i]!.fallback;
   }
   return out;
 }
@@ -239,7 +268,7 @@ export interface CompiledValidator {
   /** The fast path alone (tests hold it to the chains): the input, or undefined when unsure. */
   fast(req: Pick<Request, 'params' | 'query'>): { params: Record<string, unknown>; query: Record<string, unknown> } | undefined;
   /** The chains alone: the input, or the 422's details. */
-  run(req: Request): Promise<{ input: ValidatedInput } | { details: ErrorDetail[] }>;
+  run(req: Request): Promise<{ input: Omit<ValidatedInput, 'auth'> } | { details: ErrorDetail[] }>;
 }
 
 export function compileValidator(declaration: RequestDeclaration): CompiledValidator {
@@ -249,9 +278,9 @@ export function compileValidator(declaration: RequestDeclaration): CompiledValid
   const hasBody = declaration.body !== undefined;
 
   const fast: CompiledValidator['fast'] = (req) => {
-    const params = fastLocation(paramFields, req.params);
+    const params = fastLocation(paramFields, req.params, true);
     if (params === UNSURE) return undefined;
-    const query = fastLocation(queryFields, req.query);
+    const query = fastLocation(queryFields, req.query, false);
     if (query === UNSURE) return undefined;
     return { params, query };
   };
@@ -285,7 +314,7 @@ export function compileValidator(declaration: RequestDeclaration): CompiledValid
   const slow: RequestHandler = (req, _res, next) => {
     run(req).then((outcome) => {
       if ('details' in outcome) return next(new AppError('validation_failed', { details: outcome.details }));
-      req.validated = outcome.input;
+      req.validated = { ...outcome.input, auth: req.auth };
       next();
     }, next);
   };
@@ -295,9 +324,11 @@ export function compileValidator(declaration: RequestDeclaration): CompiledValid
   const middleware: RequestHandler = hasBody
     ? slow
     : (req, res, next) => {
-        const input = fast(req);
-        if (input === undefined) return slow(req, res, next);
-        req.validated = { params: input.params, query: input.query, body: EMPTY };
+        // Inlined rather than through fast(): one object per request, not two.
+        const params = fastLocation(paramFields, req.params, true);
+        const query = params === UNSURE ? UNSURE : fastLocation(queryFields, req.query, false);
+        if (params === UNSURE || query === UNSURE) return slow(req, res, next);
+        req.validated = { params, query, body: EMPTY, auth: req.auth };
         next();
       };
   return { middleware, fast, run };

@@ -4,15 +4,17 @@ import type { RequestHandler, Router } from 'express';
 import { AppError } from '../lib/errors';
 
 /**
- * Hands requests under `base` (the path itself or below it) to `handler`; others go on. The module
- * mechanism (src/http/module.ts) registers routes with full paths (`${base}/:id`) and mounts with
- * this instead of app.use(base, router): Express's mount rewrites req.url on the way in and back on
- * the way out, and the router re-parses it both times, on every request. Full paths also make
- * req.route.path the whole template, which is what the metrics label by.
+ * Hands requests under `base` (the path itself or below it), or under any of several bases, to
+ * `handler`; others go on. The module mechanism (src/http/module.ts) registers routes with full
+ * paths (`${base}/:id`) and mounts with this instead of app.use(base, router): Express's mount
+ * rewrites req.url on the way in and back on the way out, and the router re-parses it both times,
+ * on every request. Full paths also make req.route.path the whole template, which is what the
+ * metrics label by.
  */
-export function mountAt(base: string, handler: RequestHandler): RequestHandler {
+export function mountAt(base: string | readonly string[], handler: RequestHandler): RequestHandler {
+  const bases = typeof base === 'string' ? [base] : base;
   // Case-insensitive, like Express's own path matching.
-  const under = new RegExp(`^${base.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:/|$)`, 'i');
+  const under = new RegExp(`^(?:${bases.map((b) => b.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})(?:/|$)`, 'i');
   return (req, res, next) => (under.test(req.path) ? handler(req, res, next) : next());
 }
 
