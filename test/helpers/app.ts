@@ -15,6 +15,8 @@ import { captureLogger, type CapturedLogger } from './log-capture';
 import { freePort } from './redis-server';
 import { DATABASE_URL, REDIS_URL, uniqueSuffix } from './services';
 
+type Exchange = Parameters<ContractChecker['check']>[0];
+
 export interface TestContext {
   app: Express;
   deps: Dependencies;
@@ -84,6 +86,16 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
   await migrate(deps.db);
   const raw = createApp(deps, options.app);
   const contract = await contractChecker(buildDocument(mountedRoutes(raw), { config, version: VERSION }));
+  // Other apps a test builds may mount other modules (diagnostic routes off, API_DOCS off): each is
+  // held to its own document, built from what it mounts, once the test file is done with it.
+  const others: { app: Express; exchanges: Exchange[] }[] = [];
+  const checkOthers = async () => {
+    for (const { app, exchanges } of others) {
+      const own = await contractChecker(buildDocument(mountedRoutes(app), { config, version: VERSION }));
+      for (const exchange of exchanges) own.check(exchange);
+      contract.violations.push(...own.violations);
+    }
+  };
   return {
     app: checkedApp(raw, contract),
     deps,
@@ -91,11 +103,16 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     log,
     keyPrefix,
     contract,
-    checked: (app) => checkedApp(app, contract),
+    checked: (app) => {
+      const exchanges: Exchange[] = [];
+      others.push({ app, exchanges });
+      return checkedApp(app, { violations: [], checked: 0, check: (exchange) => exchanges.push(exchange) });
+    },
     async close() {
       await deps.close();
       if (config.redisUrl) await deleteRedisPrefix(config.redisUrl, keyPrefix);
       await database?.drop();
+      await checkOthers();
       if (contract.violations.length > 0) {
         throw new Error(`${contract.violations.length} response(s) left the OpenAPI document:\n  ${contract.violations.join('\n  ')}`);
       }
