@@ -94,14 +94,23 @@ function insecureGet(port: number, urlPath: string): Promise<{ status: number; h
 }
 
 async function http(port: number, method: string, urlPath: string, body?: unknown, headers: Record<string, string> = {}, secure = false) {
-  if (secure) return insecureGet(port, urlPath) as Promise<{ status: number; headers: Headers; json: any }>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  if (secure) return insecureGet(port, urlPath) as Promise<{ status: number; headers: Headers; json: unknown }>;
   const res = await fetch(`http://127.0.0.1:${port}${urlPath}`, {
     method,
     headers: { 'content-type': 'application/json', ...headers },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
-  return { status: res.status, headers: res.headers, json: text ? JSON.parse(text) : undefined };
+  return { status: res.status, headers: res.headers, json: text ? (JSON.parse(text) as unknown) : undefined };
+}
+
+/** The part of autocannon's --json report the table uses. */
+interface AutocannonResult {
+  requests: { average: number };
+  latency: { p50: number; p99: number };
+  errors: number;
+  timeouts: number;
+  non2xx: number;
 }
 
 function autocannon(url: string, headers: Record<string, string>, insecureTls = false): Promise<Sample> {
@@ -116,7 +125,7 @@ function autocannon(url: string, headers: Record<string, string>, insecureTls = 
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`autocannon exited with ${code}`));
-      const r = JSON.parse(out);
+      const r = JSON.parse(out) as AutocannonResult;
       resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.timeouts, non2xx: r.non2xx });
     });
   });
@@ -179,12 +188,12 @@ async function main(): Promise<void> {
     const email = `bench-${randomUUID()}@example.com`;
     const reg = await http(rampart.port, 'POST', '/api/v1/auth/register', { email, password: 'bench password 123' });
     if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${JSON.stringify(reg.json)}`);
-    const bearer = { authorization: `Bearer ${reg.json.accessToken}` };
+    const bearer = { authorization: `Bearer ${(reg.json as { accessToken: string }).accessToken}` };
     let itemId = '';
     for (let i = 0; i < 20; i++) {
       const item = await http(rampart.port, 'POST', '/api/v1/items', { name: `bench item ${i}`, price: i, tags: ['bench'] }, bearer);
       if (item.status !== 201) throw new Error(`create item failed: ${item.status}`);
-      itemId = item.json.item.id;
+      itemId = (item.json as { item: { id: string } }).item.id;
     }
 
     // The PM2 cluster (2 workers) behind nginx, as deployed on a host.
@@ -224,7 +233,7 @@ async function main(): Promise<void> {
     if (edge) {
       scenarios.push({
         name: 'PM2 cluster (2 workers) behind nginx (TLS): GET /api/v1/items/:id (cached, HIT)',
-        server: () => edge!,
+        server: () => edge,
         path: () => `/api/v1/items/${itemId}`,
         https: true,
         expect: { status: 200, xCache: 'HIT' },
@@ -269,7 +278,7 @@ async function main(): Promise<void> {
       return `| ${s.name} | ${Math.round(rps)} | ${med(s.name, 'p50')} | ${med(s.name, 'p99')} | ${errors} | ${non2xx} | ${ratio} | ${range} | ${rss.get(s.server().name)} |`;
     });
 
-    const versions = JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')).packages as Record<string, { version: string }>;
+    const versions = (JSON.parse(readFileSync(path.join(ROOT, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> }).packages;
     const v = (pkg: string) => versions[`node_modules/${pkg}`]?.version ?? '?';
     const report = [
       `# Benchmarks${short ? ' (short mode: not representative)' : ''}`,

@@ -61,9 +61,9 @@ function parseArgs(argv: string[]): Options | 'help' {
 export function parseEnvFile(text: string): Env {
   const env: Env = {};
   for (const line of text.split(/\r?\n/)) {
-    const match = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*)\s*$/.exec(line);
+    const match = /^([A-Za-z_][A-Za-z0-9_]*)\s*=(.*)$/.exec(line.trim().replace(/^export\s+/, ''));
     if (!match || line.trim().startsWith('#')) continue;
-    let value = match[2]!;
+    let value = match[2]!.trim();
     if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
     env[match[1]!] = value;
   }
@@ -130,6 +130,7 @@ function checkPm2(file: string, env: Env, config: Config): Finding[] {
   try {
     const resolved = path.resolve(file);
     delete require.cache[resolved];
+    // eslint-disable-next-line @typescript-eslint/no-require-imports, security/detect-non-literal-require -- the operator's PM2 process file, loaded as PM2 loads it (CommonJS, by path)
     apps = (require(resolved) as { apps?: Pm2App[] }).apps ?? [];
   } catch (err) {
     return [{ ok: false, check: 'pm2', message: `${file} cannot be loaded: ${(err as Error).message}` }];

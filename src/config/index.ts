@@ -15,7 +15,7 @@ import {
 export type Env = Record<string, string | undefined>;
 
 /** Minimum secret length in bytes (HS256 wants a key at least as long as its 256-bit output). */
-export const MIN_SECRET_BYTES = 32;
+const MIN_SECRET_BYTES = 32;
 
 const RATE_LIMIT_SCOPES = {
   LOGIN: { max: 5, windowMs: 15 * 60_000 },

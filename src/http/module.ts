@@ -38,13 +38,13 @@ export interface ModuleContext {
   /** The bearer check routes with `access: 'bearer'` get; modules rarely need it directly. */
   authenticate: RequestHandler;
   /** A rate limiter of its own (own counters) for one of the configured scopes. */
-  limiter(name: string, scope: RateLimitScope, options?: LimiterExtras): RateLimit;
+  limiter: (name: string, scope: RateLimitScope, options?: LimiterExtras) => RateLimit;
   version: string;
   /** The OpenAPI document of what this app mounts (built after every module's routes). */
-  document(): Record<string, unknown>;
+  document: () => Record<string, unknown>;
 }
 
-export type LimiterExtras = Partial<Pick<LimiterOptions, 'key' | 'countFailuresOnly' | 'failOpen'>> & { keyedBy?: string };
+type LimiterExtras = Partial<Pick<LimiterOptions, 'key' | 'countFailuresOnly' | 'failOpen'>> & { keyedBy?: string };
 
 export interface ModuleDefinition {
   /** Lower-case, unique: names the module in logs and the document's tags. */
@@ -117,7 +117,7 @@ function handlersFor(route: AnyRoute, ctx: ModuleContext): RequestHandler[] {
       }),
     );
   }
-  handlers.push((req, res) => route.handler(inputOf(req), req, res) as void);
+  handlers.push((req, res) => route.handler(inputOf(req), req, res));
   return handlers;
 }
 

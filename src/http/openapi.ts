@@ -112,7 +112,7 @@ const STATUS_TEXT: Record<number, string> = {
 const AUTH_CODES: readonly ErrorCode[] = ['unauthorized', 'invalid_token', 'token_revoked'];
 
 /** Which error codes a mounted route can answer with: its own and those of every layer in front. */
-export function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
+function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
   const codes = new Set<ErrorCode>(['internal_error']);
   if (module.stage !== 'operations') {
     // The API middleware: body parsing and checks, malformed requests, the general limit.

@@ -7,7 +7,7 @@ import type { AccessClaims } from '../lib/access-tokens';
 import type { ErrorCode } from '../lib/errors';
 import type { AnySchema, Fields, Infer, InferFields, ObjectSchema } from '../lib/schema';
 
-export type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
+type Method = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
 /**
  * public: anyone. bearer: a valid, unrevoked access token (401 otherwise, 503 when the revocation
@@ -54,7 +54,7 @@ export interface RouteInput<P, Q, B, A> {
 }
 
 /** The response cache for a GET route (see middleware/response-cache.ts). */
-export interface CacheDeclaration<I> {
+interface CacheDeclaration<I> {
   name: string;
   ttlMs: number;
   /** public: one entry for everyone (never stored from a request with credentials); user: per user. */
@@ -101,5 +101,5 @@ export function route<
   B extends ObjectSchema | undefined = undefined,
   A extends Access = 'public',
 >(declaration: RouteDeclaration<P, Q, B, A>): AnyRoute {
-  return declaration as unknown as AnyRoute;
+  return declaration;
 }

@@ -6,7 +6,7 @@ import jwt from 'jsonwebtoken';
 import type { Config } from '../config';
 import { AppError } from './errors';
 
-export const ACCESS_TOKEN_TYPE = 'at+jwt';
+const ACCESS_TOKEN_TYPE = 'at+jwt';
 const ALGORITHM = 'HS256';
 const CLOCK_TOLERANCE_S = 5;
 

@@ -57,7 +57,7 @@ export class ClusterMetrics {
   private connect(): Promise<Pm2Api> {
     this.ready ??= new Promise<Pm2Api>((resolve, reject) => {
       // Loaded lazily: only processes that actually run under PM2 pay for its client.
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      // eslint-disable-next-line @typescript-eslint/no-require-imports -- a lazy, synchronous load inside the connect callback (see above)
       const pm2 = require('pm2') as Pm2Api;
       pm2.connect((err) => {
         if (err) return reject(err);

@@ -60,8 +60,8 @@ export function createLogger(options: LoggerOptions): Logger {
         winston.format.colorize(),
         winston.format.printf(({ level, message, timestamp, requestId, stack, ...rest }) => {
           const extra = Object.keys(rest).length > 0 ? ` ${JSON.stringify(rest)}` : '';
-          const id = requestId ? ` [${String(requestId).slice(0, 8)}]` : '';
-          return `${String(timestamp)} ${level}${id}: ${String(message)}${extra}${stack ? `\n${String(stack)}` : ''}`;
+          const id = typeof requestId === 'string' && requestId ? ` [${requestId.slice(0, 8)}]` : '';
+          return `${String(timestamp)} ${level}${id}: ${String(message)}${extra}${typeof stack === 'string' && stack ? `\n${stack}` : ''}`;
         }),
       );
   return winston.createLogger({

@@ -216,7 +216,7 @@ export function toJsonSchema(schema: AnySchema, registry: SchemaRegistry): JsonS
   if (schema.ref !== undefined) {
     if (!registry.has(schema.ref)) {
       registry.set(schema.ref, {}); // placeholder first: a schema may refer to itself
-      registry.set(schema.ref, toJsonSchema({ ...schema, ref: undefined } as AnySchema, registry));
+      registry.set(schema.ref, toJsonSchema({ ...schema, ref: undefined }, registry));
     }
     return { $ref: `#/components/schemas/${schema.ref}` };
   }

@@ -1,5 +1,5 @@
 /** Rejects with a TimeoutError when the promise has not settled within ms. */
-export class TimeoutError extends Error {
+class TimeoutError extends Error {
   constructor(what: string, ms: number) {
     super(`${what} timed out after ${ms} ms`);
     this.name = 'TimeoutError';

@@ -12,17 +12,11 @@ import type { Logger } from '../lib/logger';
 import { requestContext } from '../lib/request-context';
 import type { Sessions } from '../lib/sessions';
 
-interface EarlyCheck {
+/** A revocation read started early, carried on the request (src/types/express.d.ts). */
+export interface EarlyRevocationCheck {
   token: string;
   claims: AccessClaims;
   active: Promise<boolean>;
-}
-
-declare module 'express-serve-static-core' {
-  interface Request {
-    auth?: AccessClaims;
-    earlyRevocationCheck?: EarlyCheck;
-  }
 }
 
 const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
@@ -43,6 +37,7 @@ function bearerToken(req: Request): string | undefined {
 export function startRevocationCheck({ tokens, sessions }: Pick<AuthenticateOptions, 'tokens' | 'sessions'>): RequestHandler {
   return (req, _res, next) => {
     const token = bearerToken(req);
+    // eslint-disable-next-line security/detect-possible-timing-attacks -- a presence check against undefined, not a comparison with a secret
     if (token !== undefined) {
       try {
         const claims = tokens.verify(token);
@@ -67,6 +62,7 @@ export function authenticate({ tokens, sessions, logger, onFailure }: Authentica
   return async (req, _res, next) => {
     if (req.headers.authorization === undefined) return next(refuse(req, 'unauthorized', 'no credentials'));
     const token = bearerToken(req);
+    // eslint-disable-next-line security/detect-possible-timing-attacks -- a presence check against undefined, not a comparison with a secret
     if (token === undefined) return next(refuse(req, 'unauthorized', 'not a bearer credential'));
 
     const early = req.earlyRevocationCheck?.token === token ? req.earlyRevocationCheck : undefined;

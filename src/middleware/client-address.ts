@@ -8,6 +8,7 @@ const cached = Symbol('rampart.clientAddress');
 
 export function memoizeClientAddress(app: Express): void {
   const expressRequest = Object.getPrototypeOf(app.request) as object;
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- the getter is called with the request as `this` below
   const derive = Object.getOwnPropertyDescriptor(expressRequest, 'ip')?.get;
   if (!derive) throw new Error('express request has no ip getter; cannot memoize it');
   Object.defineProperty(app.request, 'ip', {

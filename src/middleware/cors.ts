@@ -3,9 +3,9 @@
 import type { RequestHandler } from 'express';
 import cors from 'cors';
 
-export const CORS_METHODS = ['GET', 'POST', 'PATCH', 'DELETE'];
-export const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'X-Request-Id'];
-export const CORS_EXPOSED_HEADERS = ['X-Request-Id', 'X-Cache', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
+const CORS_METHODS = ['GET', 'POST', 'PATCH', 'DELETE'];
+const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'X-Request-Id'];
+const CORS_EXPOSED_HEADERS = ['X-Request-Id', 'X-Cache', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
 
 export function corsPolicy(origins: readonly string[]): RequestHandler {
   const allowed = new Set(origins);

@@ -37,7 +37,7 @@ interface HttpishError {
 }
 
 /** Turns anything thrown into an AppError; unknown errors become internal_error. */
-export function toAppError(err: unknown): AppError {
+function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const e = (err ?? {}) as HttpishError;
   if (typeof e.type === 'string' && BODY_PARSER_CODES[e.type]) return new AppError(BODY_PARSER_CODES[e.type]!, { cause: err });

@@ -6,7 +6,7 @@ import type { RequestHandler } from 'express';
 import onFinished from 'on-finished';
 import type { Metrics } from '../lib/metrics';
 
-export const UNMATCHED_ROUTE = '(unmatched)';
+const UNMATCHED_ROUTE = '(unmatched)';
 
 export function httpMetrics(metrics: Metrics): RequestHandler {
   return (req, res, next) => {

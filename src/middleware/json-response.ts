@@ -6,7 +6,7 @@
 // fixed once. Responses to HEAD carry the headers of GET without the body, as in Express.
 import type { Express, Response } from 'express';
 
-export const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 /** Sends text that already is JSON (e.g. a cached body): type, length, then the body. */
 export function sendJsonText(res: Response, body: string): Response {

@@ -8,7 +8,7 @@ import mongoSanitize from 'express-mongo-sanitize';
 import hpp from 'hpp';
 import type { Logger } from '../lib/logger';
 
-export function materialiseQuery(req: Request): void {
+function materialiseQuery(req: Request): void {
   Object.defineProperty(req, 'query', { value: req.query, writable: true, configurable: true, enumerable: true });
 }
 

@@ -12,7 +12,7 @@ import type { Logger } from '../lib/logger';
 import type { KeyValueStore } from '../lib/store/types';
 
 /** express-rate-limit Store over KeyValueStore.hit: one atomic round trip per request. */
-export class SharedRateLimitStore implements Store {
+class SharedRateLimitStore implements Store {
   readonly localKeys = false;
   private windowMs = 60_000;
 

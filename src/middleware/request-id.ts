@@ -6,12 +6,6 @@ import { requestContext } from '../lib/request-context';
 
 const WELL_FORMED = /^[A-Za-z0-9._-]{1,128}$/;
 
-declare module 'express-serve-static-core' {
-  interface Request {
-    id: string;
-  }
-}
-
 export function requestId(): RequestHandler {
   return (req, res, next) => {
     const incoming = req.headers['x-request-id'];

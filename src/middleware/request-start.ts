@@ -24,6 +24,7 @@ export function requestStart(): RequestHandler {
  * (compression, morgan) call through to it.
  */
 export function closeConnectionsWhileDraining(app: Express, lifecycle: Lifecycle): void {
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called with the response as `this` (apply) below
   const writeHead = ServerResponse.prototype.writeHead as (this: ServerResponse, ...args: unknown[]) => ServerResponse;
   (app.response as unknown as { writeHead: typeof writeHead }).writeHead = function writeHeadWhileDraining(this: ServerResponse, ...args: unknown[]) {
     if (lifecycle.draining) this.setHeader('Connection', 'close');

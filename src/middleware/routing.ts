@@ -14,6 +14,7 @@ import { AppError } from '../lib/errors';
 export function mountAt(base: string | readonly string[], handler: RequestHandler): RequestHandler {
   const bases = typeof base === 'string' ? [base] : base;
   // Case-insensitive, like Express's own path matching.
+  // eslint-disable-next-line security/detect-non-literal-regexp -- built from the modules' base paths (code), escaped
   const under = new RegExp(`^(?:${bases.map((b) => b.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})(?:/|$)`, 'i');
   return (req, res, next) => (under.test(req.path) ? handler(req, res, next) : next());
 }

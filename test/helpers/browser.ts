@@ -15,7 +15,7 @@ const LAUNCH_TIMEOUT_MS = 30_000;
 const ACTION_TIMEOUT_MS = 10_000;
 
 /** What went wrong on a page, as text, in the order it happened. */
-export interface PageProblems {
+interface PageProblems {
   /** Console messages of type error (CSP violations and failed loads included). */
   consoleErrors: string[];
   /** Console messages of type warning. */

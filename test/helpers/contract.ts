@@ -12,7 +12,7 @@ import addFormats from 'ajv-formats';
 import type { Express } from 'express';
 import OpenAPIBackend, { SetMatchType, type Document, type Operation } from 'openapi-backend';
 
-export interface Exchange {
+interface Exchange {
   method: string;
   url: string;
   status: number;

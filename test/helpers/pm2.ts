@@ -11,6 +11,7 @@ const PM2 = path.join(ROOT, 'node_modules/.bin/pm2');
 
 /** The node flags ecosystem.config.js gives PM2's workers (the Docker image and the bench use the same). */
 export function productionNodeArgs(): string[] {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the PM2 process file is CommonJS, loaded as PM2 loads it
   return (require(path.join(ROOT, 'ecosystem.config.js')) as { apps: { node_args: string[] }[] }).apps[0]!.node_args;
 }
 

@@ -12,7 +12,7 @@ import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 
 const { logger } = captureLogger();
 
-function databaseContract(name: string, make: () => Promise<{ db: Database; cleanup(): Promise<void> }>) {
+function databaseContract(name: string, make: () => Promise<{ db: Database; cleanup: () => Promise<void> }>) {
   describe(name, () => {
     let db: Database;
     let cleanup: () => Promise<void>;

@@ -17,7 +17,7 @@ describe('redaction helpers', () => {
       body: { email: 'a@example.com', password: PASSWORD, nested: [{ refreshToken: OPAQUE }] },
       headers: { authorization: `Bearer ${JWT}`, cookie: 'sid=abc', 'x-api-key': 'k' },
       note: `token was ${JWT}`,
-    }) as Record<string, any>;
+    }) as { body: { email: string }; headers: { cookie: string } };
     const text = JSON.stringify(out);
     expect(text).not.toContain(PASSWORD);
     expect(text).not.toContain(OPAQUE);

@@ -91,8 +91,8 @@ describe('the entry point, as `npm start` runs it', () => {
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(REDIS_URL|DATABASE_URL|CACHE_REDIS_URL|NODE_ENV|CI)$/.test(k)) clean[k] = v;
     const args = [...(preload ? ['--require', preload] : []), '--import', 'tsx', 'src/server.ts'];
     const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...clean, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout!.on('data', (d) => (output += d));
-    child.stderr!.on('data', (d) => (output += d));
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
     return { child, output: () => output };
   }
   const exitOf = (child: ChildProcess) => new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

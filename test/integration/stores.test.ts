@@ -14,7 +14,7 @@ import { NO_REDIS_REASON, REDIS_URL, uniqueSuffix } from '../helpers/services';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const { logger } = captureLogger();
 
-function storeContract(name: string, make: () => Promise<{ store: KeyValueStore; other: KeyValueStore; cleanup(): Promise<void> }>) {
+function storeContract(name: string, make: () => Promise<{ store: KeyValueStore; other: KeyValueStore; cleanup: () => Promise<void> }>) {
   describe(name, () => {
     let store: KeyValueStore;
     let other: KeyValueStore;

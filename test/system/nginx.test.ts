@@ -181,7 +181,7 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
       connections: 16,
       duration: 12,
       tlsOptions: { rejectUnauthorized: false },
-    } as autocannon.Options);
+    });
     await sleep(1500);
     app.reload();
     const result = await load;

@@ -25,7 +25,7 @@ const label = (m: MountedRoute) => `${m.route.method.toUpperCase()} ${m.path}`;
 const ajv = new Ajv2020({ strict: false, multipleOfPrecision: 6, allErrors: true });
 addFormats(ajv);
 const schemaOf = (schema: AnySchema): JsonSchema => toJsonSchema(schema, new Map());
-const describedAccepts = (schema: AnySchema, value: unknown): boolean => ajv.validate(schemaOf(schema), value) as boolean;
+const describedAccepts = (schema: AnySchema, value: unknown): boolean => ajv.validate(schemaOf(schema), value) === true;
 
 // ---- values to try, from the declaration ---------------------------------------------------
 

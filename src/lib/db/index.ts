@@ -4,7 +4,7 @@ import { createPglite } from './pglite';
 import { createPostgres } from './postgres';
 import type { Database } from './types';
 
-export type { Database, Queryable, QueryResult } from './types';
+export type { Database, Queryable } from './types';
 
 /** PostgreSQL when DATABASE_URL is set, else embedded PGlite (config refuses that in production). */
 export async function createDatabase(config: Config, logger: Logger): Promise<Database> {

@@ -22,11 +22,9 @@ export async function createPglite(): Promise<Database> {
   const { PGlite } = await import('@electric-sql/pglite');
   const db = new PGlite({ parsers: { [INT8_OID]: parseInt8 } });
   await db.waitReady;
-  const base = wrap(db);
   return {
     kind: 'pglite',
-    query: base.query,
-    exec: base.exec,
+    ...wrap(db),
     transaction: (fn) => db.transaction((tx) => fn(wrap(tx))),
     ping: () => measureMs(() => db.query('SELECT 1')),
     async close(): Promise<void> {

@@ -15,7 +15,7 @@ export interface PostgresOptions {
 
 const types = {
   getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8_OID ? parseInt8 : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    oid === INT8_OID ? parseInt8 : (pg.types.getTypeParser(oid, format) as (value: string) => unknown)) as typeof pg.types.getTypeParser,
 };
 
 function wrap(client: pg.Pool | pg.PoolClient): Queryable {
@@ -43,12 +43,10 @@ export function createPostgres({ url, poolMax, statementTimeoutMs, logger }: Pos
   });
   // An idle client losing its server emits on the pool; unhandled, that would crash the process.
   pool.on('error', (err) => logger.error('postgres idle client error', { error: err.message }));
-  const base = wrap(pool);
 
   return {
     kind: 'postgres',
-    query: base.query,
-    exec: base.exec,
+    ...wrap(pool),
     async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
       const client = await pool.connect();
       let broken: unknown;

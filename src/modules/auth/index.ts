@@ -6,7 +6,7 @@ import { RefreshReuseError } from '../../lib/sessions';
 import { defineModule } from '../../http/module';
 import { route, type ResponseDeclaration } from '../../http/route';
 import { clientAndEmailKey, userOrClientKey } from '../../middleware/rate-limit';
-import { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from '../users/repository';
+import { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from '../users';
 import { changePasswordBody, emptyBody, loginBody, refreshBody, registerBody, sessionResponse, tokenResponse } from './schema';
 
 function sendTokens(res: Response, status: number, body: Record<string, unknown>): void {

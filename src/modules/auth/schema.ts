@@ -2,7 +2,7 @@
 // operator objects, arrays and numbers are 422, never a login.
 import { PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from '../../lib/passwords';
 import { s } from '../../lib/schema';
-import { displayName, userSchema } from '../users/schema';
+import { displayName, userSchema } from '../users';
 
 const email = s.string({
   format: 'email',

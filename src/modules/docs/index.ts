@@ -6,8 +6,8 @@ import { defineModule } from '../../http/module';
 import { route } from '../../http/route';
 import { apiDocsViewer } from './viewer';
 
-export const DOCUMENT_PATH = '/openapi.json';
-export const VIEWER_PATH = '/api/docs';
+const DOCUMENT_PATH = '/openapi.json';
+const VIEWER_PATH = '/api/docs';
 
 export const docsModule = defineModule({
   name: 'docs',

@@ -137,6 +137,7 @@ export function apiDocsViewer(options: ApiDocsViewerOptions): ApiDocsViewer {
     assets.set(name, { body, type, compressible });
     nameOf.set(file, name);
   };
+  // eslint-disable-next-line security/detect-non-literal-fs-filename -- fixed file names in the swagger-ui-dist package's directory
   for (const { file, type, compressible } of VENDOR_FILES) add(file, readFileSync(path.join(vendorDir, file)), type, compressible);
   add('viewer-init.js', Buffer.from(INITIALIZER_SOURCE, 'utf8'), 'text/javascript; charset=utf-8', true);
   const url = (file: string) => escapeAttribute(`${base}/${nameOf.get(file)!}`);

@@ -7,7 +7,7 @@ import type { ProbeResult } from '../../lib/probes';
 
 export type Status = 'pass' | 'warn' | 'fail';
 
-export const WARN_THRESHOLDS = {
+const WARN_THRESHOLDS = {
   redisMs: 50,
   databaseMs: 100,
   eventLoopLagMs: 100,

@@ -19,7 +19,7 @@ interface ItemRow {
 }
 
 export const SORT_KEYS = ['createdAt', '-createdAt', 'price', '-price', 'name', '-name'] as const;
-export type SortKey = (typeof SORT_KEYS)[number];
+type SortKey = (typeof SORT_KEYS)[number];
 
 const ORDER_BY: Record<SortKey, string> = {
   createdAt: 'created_at ASC, id ASC',
@@ -36,7 +36,7 @@ function toIso(value: Date | string): string {
   return (value instanceof Date ? value : new Date(value)).toISOString();
 }
 
-export function toItem(row: ItemRow): Item {
+function toItem(row: ItemRow): Item {
   return {
     id: row.id,
     name: row.name,

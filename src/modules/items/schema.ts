@@ -4,9 +4,9 @@
 import { s, type Infer } from '../../lib/schema';
 import { SORT_KEYS } from './repository';
 
-export const MAX_PRICE = 9_999_999_999.99; // numeric(12, 2)
+const MAX_PRICE = 9_999_999_999.99; // numeric(12, 2)
 
-export const itemId = s.string({ format: 'uuid', minLength: 36, maxLength: 36, example: '6f1c2b8e-3d4a-4e5f-9a6b-7c8d9e0f1a2b' });
+const itemId = s.string({ format: 'uuid', minLength: 36, maxLength: 36, example: '6f1c2b8e-3d4a-4e5f-9a6b-7c8d9e0f1a2b' });
 
 const name = s.string({ minLength: 1, maxLength: 200, trim: true, description: 'Surrounding whitespace is removed.', example: 'Desk lamp' });
 const description = s.nullable(s.string({ maxLength: 2000, example: 'Brass, with a linen shade' }));

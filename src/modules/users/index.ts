@@ -6,6 +6,11 @@ import { route } from '../../http/route';
 import { findUser, updateUserName, type User } from './repository';
 import { updateMeBody, userResponse } from './schema';
 
+// The module's public surface for other modules: auth creates accounts and checks and changes
+// their passwords, and describes the account in its answers.
+export { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from './repository';
+export { displayName, userSchema } from './schema';
+
 function sendUser(res: Response, user: User | undefined): void {
   if (!user) throw new AppError('not_found');
   res.setHeader('Cache-Control', 'private, no-store'); // per-user: never in a shared cache

@@ -28,7 +28,7 @@ function toUser(row: Omit<UserRow, 'password_hash'>): User {
   };
 }
 
-export function normaliseEmail(email: string): string {
+function normaliseEmail(email: string): string {
   return email.trim().toLowerCase();
 }
 
