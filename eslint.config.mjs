@@ -40,7 +40,8 @@ const boundaries = [
       // `../users` and `../users/index` are another module's public surface; anything deeper is
       // one of its internals.
       regex: '^\\.\\./[^./][^/]*/(?!index$).+$',
-      message: 'A module imports another module only through its index (its public surface): export what is needed from that index, or move the shared piece down to src/lib.',
+      message:
+        'A module imports another module only through its index (its public surface): export what is needed from that index, or move the shared piece down to src/lib.',
     }),
   },
   {

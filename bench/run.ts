@@ -178,10 +178,15 @@ async function main(): Promise<void> {
     const rampart = await startServer('rampart', path.join(ROOT, 'dist/server.js'), rampartEnv, rampartArgs);
     servers.push(rampart);
     // The same app with its cache store unreachable: every read is served from PostgreSQL.
-    const uncached = await startServer('rampart (cache bypassed)', path.join(ROOT, 'dist/server.js'), {
-      ...rampartEnv,
-      CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
-    }, rampartArgs);
+    const uncached = await startServer(
+      'rampart (cache bypassed)',
+      path.join(ROOT, 'dist/server.js'),
+      {
+        ...rampartEnv,
+        CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      },
+      rampartArgs,
+    );
     servers.push(uncached);
 
     // Fixtures through the public API: a user, a token, an item and a page of items.
@@ -223,12 +228,39 @@ async function main(): Promise<void> {
       { name: 'node:http JSON hello', server: () => bareHttp, path: () => '/', expect: { status: 200 } },
       { name: 'Express 5 JSON hello', server: () => bareExpress, path: () => '/hello', expect: { status: 200 } },
       { name: 'Rampart GET /health', server: () => rampart, path: () => '/health', expect: { status: 200 } },
-      { name: 'Rampart GET /api/v1/items/:id (cached, HIT)', server: () => rampart, path: () => `/api/v1/items/${itemId}`, expect: { status: 200, xCache: 'HIT' } },
-      { name: 'Rampart GET /api/v1/items/:id (uncached)', server: () => uncached, path: () => `/api/v1/items/${itemId}`, expect: { status: 200, xCache: 'BYPASS' } },
-      { name: 'Rampart GET /api/v1/items?tag=bench (list page, cached)', server: () => rampart, path: () => '/api/v1/items?tag=bench', expect: { status: 200, xCache: 'HIT' } },
-      { name: 'Rampart GET /api/v1/users/me (authenticated)', server: () => rampart, path: () => '/api/v1/users/me', headers: () => bearer, expect: { status: 200, xCache: 'HIT' } },
+      {
+        name: 'Rampart GET /api/v1/items/:id (cached, HIT)',
+        server: () => rampart,
+        path: () => `/api/v1/items/${itemId}`,
+        expect: { status: 200, xCache: 'HIT' },
+      },
+      {
+        name: 'Rampart GET /api/v1/items/:id (uncached)',
+        server: () => uncached,
+        path: () => `/api/v1/items/${itemId}`,
+        expect: { status: 200, xCache: 'BYPASS' },
+      },
+      {
+        name: 'Rampart GET /api/v1/items?tag=bench (list page, cached)',
+        server: () => rampart,
+        path: () => '/api/v1/items?tag=bench',
+        expect: { status: 200, xCache: 'HIT' },
+      },
+      {
+        name: 'Rampart GET /api/v1/users/me (authenticated)',
+        server: () => rampart,
+        path: () => '/api/v1/users/me',
+        headers: () => bearer,
+        expect: { status: 200, xCache: 'HIT' },
+      },
       // The same with the cache store unreachable: the profile is read from PostgreSQL every time.
-      { name: 'Rampart GET /api/v1/users/me (authenticated, uncached)', server: () => uncached, path: () => '/api/v1/users/me', headers: () => bearer, expect: { status: 200, xCache: 'BYPASS' } },
+      {
+        name: 'Rampart GET /api/v1/users/me (authenticated, uncached)',
+        server: () => uncached,
+        path: () => '/api/v1/users/me',
+        headers: () => bearer,
+        expect: { status: 200, xCache: 'BYPASS' },
+      },
     ];
     if (edge) {
       scenarios.push({
@@ -254,12 +286,21 @@ async function main(): Promise<void> {
       for (const s of scenarios) {
         const sample = await autocannon(`${s.https ? 'https' : 'http'}://127.0.0.1:${s.server().port}${s.path()}`, s.headers?.() ?? {}, s.https);
         samples.get(s.name)!.push(sample);
-        process.stdout.write(`rep ${rep + 1}/${REPEATS} ${s.name}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99} ms, errors ${sample.errors}, non-2xx ${sample.non2xx}\n`);
+        process.stdout.write(
+          `rep ${rep + 1}/${REPEATS} ${s.name}: ${Math.round(sample.rps)} req/s, p99 ${sample.p99} ms, errors ${sample.errors}, non-2xx ${sample.non2xx}\n`,
+        );
       }
     }
 
     const rss = new Map(servers.map((s) => [s.name, String(rssMb(s.child.pid!))]));
-    if (cluster && edge) rss.set(edge.name, cluster.instances().map((i) => rssMb(i.pid)).join(' + '));
+    if (cluster && edge)
+      rss.set(
+        edge.name,
+        cluster
+          .instances()
+          .map((i) => rssMb(i.pid))
+          .join(' + '),
+      );
     const med = (name: string, key: keyof Sample) => median(samples.get(name)!.map((x) => x[key]));
     const expressRps = med('Express 5 JSON hello', 'rps');
     const cachedName = 'Rampart GET /api/v1/items/:id (cached, HIT)';
@@ -271,7 +312,8 @@ async function main(): Promise<void> {
     };
     const rows = scenarios.map((s) => {
       const rps = med(s.name, 'rps');
-      const ratio = s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2) + (s.https ? ` (${(rps / med(cachedName, 'rps')).toFixed(2)} × one process)` : '');
+      const ratio =
+        s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2) + (s.https ? ` (${(rps / med(cachedName, 'rps')).toFixed(2)} × one process)` : '');
       const errors = samples.get(s.name)!.reduce((a, x) => a + x.errors, 0);
       const non2xx = samples.get(s.name)!.reduce((a, x) => a + x.non2xx, 0);
       const range = s.server() === bareExpress ? '' : spread(s.name);
@@ -287,7 +329,7 @@ async function main(): Promise<void> {
       `Node ${process.version}, Express ${v('express')}, ioredis ${v('ioredis')}, pg ${v('pg')}, autocannon ${v('autocannon')}.`,
       `Each scenario: ${CONNECTIONS} connections for ${DURATION_S} s, ${REPEATS} interleaved repetition(s), medians reported.`,
       `Rampart runs with NODE_ENV=production and \`${PRODUCTION_NODE_ARGS.join(' ')}\` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at \`info\` (to /dev/null).`,
-      'Server, load generator, Redis and PostgreSQL share the machine\'s cores, so absolute figures are low and routes that call Redis also pay for Redis\'s CPU; compare the ratios, measured in the same run. On a shared 2-core machine one repetition can differ from the next by 10-20 %: the range column shows each repetition\'s ratio to the Express run just before it.',
+      "Server, load generator, Redis and PostgreSQL share the machine's cores, so absolute figures are low and routes that call Redis also pay for Redis's CPU; compare the ratios, measured in the same run. On a shared 2-core machine one repetition can differ from the next by 10-20 %: the range column shows each repetition's ratio to the Express run just before it.",
       '',
       '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express (median) | ratio per repetition | RSS after load (MB) |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',

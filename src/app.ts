@@ -117,7 +117,13 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   // Operations endpoints (health, metrics, the API description): routes on the app itself, answered
   // before logging, metrics and the API middleware (load balancers poll them constantly; they are
   // never rate limited).
-  mounted.push(...mountModules(app, modules.filter((m) => m.stage === 'operations'), ctx));
+  mounted.push(
+    ...mountModules(
+      app,
+      modules.filter((m) => m.stage === 'operations'),
+      ctx,
+    ),
+  );
   app.use(series(accessLog(logger), httpMetrics(metrics)));
 
   // Everything under /api/v1 goes through the API middleware, run as one layer.
@@ -137,7 +143,13 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     ),
   );
   // Each API module's router sees only the requests under its base.
-  mounted.push(...mountModules(app, modules.filter((m) => m.stage !== 'operations'), ctx));
+  mounted.push(
+    ...mountModules(
+      app,
+      modules.filter((m) => m.stage !== 'operations'),
+      ctx,
+    ),
+  );
 
   app.use(notFound());
   app.use(errorHandler(logger));

@@ -29,11 +29,7 @@ export interface DependencyOptions {
   keyPrefix?: string;
 }
 
-export async function createDependencies(
-  config: Config,
-  logger: Logger,
-  options: DependencyOptions = {},
-): Promise<Dependencies> {
+export async function createDependencies(config: Config, logger: Logger, options: DependencyOptions = {}): Promise<Dependencies> {
   const prefix = options.keyPrefix ?? config.redisKeyPrefix;
   const clients: Redis[] = [];
 

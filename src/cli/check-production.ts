@@ -73,10 +73,19 @@ export function parseEnvFile(text: string): Env {
 function checkTrustProxy(config: Config): Finding {
   const tp = config.trustProxy;
   if (tp === false) {
-    return { ok: false, check: 'trust proxy', message: 'TRUST_PROXY is off: behind nginx every client would share the proxy\'s address, and so one rate-limit bucket. Set it to 1 (one proxy) or the proxy\'s address.' };
+    return {
+      ok: false,
+      check: 'trust proxy',
+      message:
+        "TRUST_PROXY is off: behind nginx every client would share the proxy's address, and so one rate-limit bucket. Set it to 1 (one proxy) or the proxy's address.",
+    };
   }
   if (typeof tp === 'number' && tp > 3) {
-    return { ok: false, check: 'trust proxy', message: `TRUST_PROXY=${tp} hops is more than a usual deployment has; each extra hop lets a client forge one more X-Forwarded-For entry.` };
+    return {
+      ok: false,
+      check: 'trust proxy',
+      message: `TRUST_PROXY=${tp} hops is more than a usual deployment has; each extra hop lets a client forge one more X-Forwarded-For entry.`,
+    };
   }
   return { ok: true, check: 'trust proxy', message: `TRUST_PROXY=${JSON.stringify(tp)}` };
 }
@@ -91,7 +100,11 @@ async function checkRedis(url: string, role: string, mustNotEvict: boolean): Pro
     const info = await client.info('memory');
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
     if (mustNotEvict && policy !== 'noeviction') {
-      return { ok: false, check: `redis (${role})`, message: `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.` };
+      return {
+        ok: false,
+        check: `redis (${role})`,
+        message: `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.`,
+      };
     }
     return { ok: true, check: `redis (${role})`, message: `${where} reachable, maxmemory-policy ${policy}` };
   } catch (err) {
@@ -142,13 +155,21 @@ function checkPm2(file: string, env: Env, config: Config): Finding[] {
   const findings: Finding[] = [];
   const needed = config.shutdownDrainMs + config.shutdownTimeoutMs;
   if (typeof app.kill_timeout !== 'number' || app.kill_timeout <= needed) {
-    findings.push({ ok: false, check: 'pm2', message: `kill_timeout ${app.kill_timeout ?? 1600} ms is not longer than the drain (${config.shutdownDrainMs} ms) plus the shutdown timeout (${config.shutdownTimeoutMs} ms): PM2 would kill workers with requests in flight.` });
+    findings.push({
+      ok: false,
+      check: 'pm2',
+      message: `kill_timeout ${app.kill_timeout ?? 1600} ms is not longer than the drain (${config.shutdownDrainMs} ms) plus the shutdown timeout (${config.shutdownTimeoutMs} ms): PM2 would kill workers with requests in flight.`,
+    });
   }
   if (app.exec_mode !== 'cluster' && app.exec_mode !== 'cluster_mode') {
     findings.push({ ok: false, check: 'pm2', message: `exec_mode is ${app.exec_mode ?? 'fork'}: zero-downtime reload needs cluster mode.` });
   }
   if (app.wait_ready !== true) {
-    findings.push({ ok: false, check: 'pm2', message: 'wait_ready is off: a reload would send traffic to workers before they connected to Redis and PostgreSQL.' });
+    findings.push({
+      ok: false,
+      check: 'pm2',
+      message: 'wait_ready is off: a reload would send traffic to workers before they connected to Redis and PostgreSQL.',
+    });
   }
   if (findings.length === 0) findings.push({ ok: true, check: 'pm2', message: `cluster mode, wait_ready, kill_timeout ${app.kill_timeout} ms > ${needed} ms` });
   return findings;
@@ -162,7 +183,11 @@ function checkNginx(dir: string, config: Config): Finding[] {
   const findings: Finding[] = [];
   const sizes = [...text.matchAll(/^\s*client_max_body_size\s+(\S+);/gm)].map((m) => m[1]!);
   if (sizes.length === 0) {
-    findings.push({ ok: false, check: 'nginx', message: `${site} sets no client_max_body_size: nginx's default (1m) differs from BODY_LIMIT (${bytes.format(config.bodyLimitBytes)}).` });
+    findings.push({
+      ok: false,
+      check: 'nginx',
+      message: `${site} sets no client_max_body_size: nginx's default (1m) differs from BODY_LIMIT (${bytes.format(config.bodyLimitBytes)}).`,
+    });
   }
   for (const size of sizes) {
     const nginxBytes = bytes.parse(size.replace(/([kmg])$/i, '$1b'));
@@ -177,10 +202,15 @@ function checkNginx(dir: string, config: Config): Finding[] {
   if (existsSync(upstream)) {
     const keepalive = /keepalive_timeout\s+(\d+)s?;/.exec(readFileSync(upstream, 'utf8'))?.[1];
     if (keepalive !== undefined && Number(keepalive) * 1000 >= config.keepAliveTimeoutMs) {
-      findings.push({ ok: false, check: 'nginx', message: `upstream keepalive_timeout ${keepalive}s is not below the app's KEEP_ALIVE_TIMEOUT_MS (${config.keepAliveTimeoutMs} ms): nginx may reuse a connection the app is closing (random 502s).` });
+      findings.push({
+        ok: false,
+        check: 'nginx',
+        message: `upstream keepalive_timeout ${keepalive}s is not below the app's KEEP_ALIVE_TIMEOUT_MS (${config.keepAliveTimeoutMs} ms): nginx may reuse a connection the app is closing (random 502s).`,
+      });
     }
   }
-  if (findings.length === 0) findings.push({ ok: true, check: 'nginx', message: `body limit ${sizes.join(', ')} = BODY_LIMIT; upstream keep-alive below the app's` });
+  if (findings.length === 0)
+    findings.push({ ok: true, check: 'nginx', message: `body limit ${sizes.join(', ')} = BODY_LIMIT; upstream keep-alive below the app's` });
   return findings;
 }
 
@@ -202,7 +232,11 @@ export async function runChecks(options: Options): Promise<Finding[]> {
   const findings: Finding[] = [{ ok: true, check: 'configuration', message: 'every variable valid for production' }];
   findings.push(checkTrustProxy(config));
   if (config.corsOrigins.some((o) => o.startsWith('http://'))) {
-    findings.push({ ok: false, check: 'cors', message: `CORS_ORIGINS allows plain-HTTP origins (${config.corsOrigins.filter((o) => o.startsWith('http://')).join(', ')}): a network attacker could act as them.` });
+    findings.push({
+      ok: false,
+      check: 'cors',
+      message: `CORS_ORIGINS allows plain-HTTP origins (${config.corsOrigins.filter((o) => o.startsWith('http://')).join(', ')}): a network attacker could act as them.`,
+    });
   }
   if (options.connect) {
     findings.push(await checkRedis(config.redisUrl!, 'security', true));

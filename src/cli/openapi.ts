@@ -65,8 +65,7 @@ function main(): number {
   if (out) {
     mkdirSync(path.dirname(out), { recursive: true });
     writeFileSync(out, text);
-  }
-  else process.stdout.write(text);
+  } else process.stdout.write(text);
   return 0;
 }
 

@@ -2,15 +2,7 @@
 // Every problem is collected and reported together, so an operator fixes a deployment in one pass.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import {
-  parseBoolean,
-  parseByteSize,
-  parseDurationMs,
-  parseAddressList,
-  parseOrigins,
-  parseTrustProxy,
-  type TrustProxy,
-} from './parsers';
+import { parseBoolean, parseByteSize, parseDurationMs, parseAddressList, parseOrigins, parseTrustProxy, type TrustProxy } from './parsers';
 
 export type Env = Record<string, string | undefined>;
 
@@ -67,7 +59,10 @@ const envSchema = z.object({
   HOST: z.string().min(1).optional(),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   CACHE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  REDIS_KEY_PREFIX: z.string().regex(/^[\w:.-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ : . -').default('rampart:'),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w:.-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ : . -')
+    .default('rampart:'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   JWT_ACCESS_SECRET: z.string().optional(),
   JWT_REFRESH_SECRET: z.string().optional(),
@@ -190,7 +185,10 @@ function productionProblems(env: Env): string[] {
 }
 
 function splitList(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Secrets are checked in every environment when given: a weak secret is never acceptable. */

@@ -47,7 +47,10 @@ export function parseTrustProxy(raw: string): TrustProxy {
   }
   if (/^(false|no|off|0)$/i.test(value) || value === '') return false;
   if (/^\d+$/.test(value)) return Number(value);
-  const list = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (list.some((entry) => /^(0\.0\.0\.0\/0|::\/0|::\/\d|0\.0\.0\.0)$/.test(entry))) {
     throw new Error('must not trust every address: that is the same as true');
   }
@@ -61,7 +64,10 @@ export function parseTrustProxy(raw: string): TrustProxy {
 
 /** A comma-separated list of addresses, CIDRs or proxy-addr names (loopback, uniquelocal...). */
 export function parseAddressList(raw: string): string[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   try {
     proxyAddr.compile(list);
   } catch {
@@ -72,7 +78,10 @@ export function parseAddressList(raw: string): string[] {
 
 /** CORS_ORIGINS: exact origins only (scheme://host[:port]); no wildcard, no "null". */
 export function parseOrigins(raw: string): string[] {
-  const list = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   for (const origin of list) {
     if (origin === '*' || origin.toLowerCase() === 'null') {
       throw new Error(`must list exact origins; "${origin}" is not allowed`);

@@ -59,11 +59,13 @@ const ERROR_SCHEMA: JsonSchema = {
 
 const HEADERS: Record<string, Doc> = {
   'X-Request-Id': {
-    description: 'The request id: the incoming X-Request-Id when well-formed (a UUID or 1-128 of A-Z a-z 0-9 . _ -), else a generated UUID. Quote it when reporting a problem.',
+    description:
+      'The request id: the incoming X-Request-Id when well-formed (a UUID or 1-128 of A-Z a-z 0-9 . _ -), else a generated UUID. Quote it when reporting a problem.',
     schema: { type: 'string', maxLength: 128 },
   },
   RateLimit: {
-    description: 'Remaining quota of the limits that counted this request (IETF RateLimit header fields, draft 8): `"<name>";r=<remaining>;t=<seconds to reset>`.',
+    description:
+      'Remaining quota of the limits that counted this request (IETF RateLimit header fields, draft 8): `"<name>";r=<remaining>;t=<seconds to reset>`.',
     schema: { type: 'string', maxLength: 512 },
   },
   'RateLimit-Policy': {
@@ -80,7 +82,10 @@ const HEADERS: Record<string, Doc> = {
     description: "The request's Origin, echoed when it is one of CORS_ORIGINS (exact match; with Vary: Origin); absent otherwise.",
     schema: { type: 'string', maxLength: 2048 },
   },
-  'Cache-Control': { description: 'Never stored by shared caches where it matters: `no-store` or `private, no-store`.', schema: { type: 'string', maxLength: 100 } },
+  'Cache-Control': {
+    description: 'Never stored by shared caches where it matters: `no-store` or `private, no-store`.',
+    schema: { type: 'string', maxLength: 100 },
+  },
   Pragma: { description: '`no-cache`, for HTTP/1.0 caches.', schema: { type: 'string', maxLength: 20 } },
 };
 
@@ -143,7 +148,10 @@ function openApiPath(expressPath: string): string {
 
 function parameters(mounted: MountedRoute, registry: SchemaRegistry): Doc[] {
   const list: Doc[] = [];
-  for (const [location, in_] of [['params', 'path'], ['query', 'query']] as const) {
+  for (const [location, in_] of [
+    ['params', 'path'],
+    ['query', 'query'],
+  ] as const) {
     for (const [name, schema] of Object.entries(mounted.route[location] ?? {})) {
       const json = toJsonSchema(schema, registry);
       const parameter: Doc = { name, in: in_, required: in_ === 'path' || !schema.optional, schema: json };
@@ -172,7 +180,11 @@ function errorResponses(mounted: MountedRoute): Record<string, Doc> {
     if (api) Object.assign(headers, API_HEADERS);
     if (status === 429 || status === 503) headers['Retry-After'] = headerRef('Retry-After', true);
     if (status === 429 || status >= 500) headers['Cache-Control'] = headerRef('Cache-Control', true);
-    if (status === 401) headers['WWW-Authenticate'] = headerRef('WWW-Authenticate', codes.every((c) => AUTH_CODES.includes(c)));
+    if (status === 401)
+      headers['WWW-Authenticate'] = headerRef(
+        'WWW-Authenticate',
+        codes.every((c) => AUTH_CODES.includes(c)),
+      );
     const list = codes.map((c) => `\`${c}\`: ${ERROR_CATALOGUE[c].message}`).join('; ');
     responses[String(status)] = {
       description: `${STATUS_TEXT[status] ?? 'Error'}. Codes: ${list}.`,
@@ -268,7 +280,9 @@ export function buildDocument(mounted: readonly MountedRoute[], { config, versio
     },
     // Relative: the document describes whichever deployment (local, development, staging or
     // production) serves it. Internet-facing: clients reach it through the proxy.
-    servers: [{ url: '/', description: 'The server that serves this document, in any environment: local, development, staging or production', 'x-internal': false }],
+    servers: [
+      { url: '/', description: 'The server that serves this document, in any environment: local, development, staging or production', 'x-internal': false },
+    ],
     tags: [...tags].map(([name, description]) => ({ name, description })),
     paths,
     components: {

@@ -61,9 +61,12 @@ function scalarChain(chain: ValidationChain, schema: AnySchema, location: Locati
       let c = chain.isString().withMessage('must be a string').bail();
       if (schema.format === 'email') {
         c = c
-          .custom((v: string) => codePointLength(v) <= max).withMessage('must be an email').bail()
+          .custom((v: string) => codePointLength(v) <= max)
+          .withMessage('must be an email')
+          .bail()
           .trim()
-          .isEmail({ allow_ip_domain: false, require_tld: false }).withMessage('must be an email');
+          .isEmail({ allow_ip_domain: false, require_tld: false })
+          .withMessage('must be an email');
         return c;
       }
       if (schema.format === 'uuid') {
@@ -73,7 +76,10 @@ function scalarChain(chain: ValidationChain, schema: AnySchema, location: Locati
       if (schema.format !== undefined) throw new Error(`string format ${schema.format} is not accepted in requests`);
       // eslint-disable-next-line security/detect-non-literal-regexp -- the pattern is the route declaration's (code), never a request's
       if (schema.pattern !== undefined) c = c.matches(new RegExp(schema.pattern, 'u')).withMessage('has an invalid format').bail();
-      c = c.custom((v: string) => codePointLength(v) <= max).withMessage(lengthMessage(min, max)).bail();
+      c = c
+        .custom((v: string) => codePointLength(v) <= max)
+        .withMessage(lengthMessage(min, max))
+        .bail();
       if (schema.trim) c = c.trim();
       if (min > 0) c = c.custom((v: string) => codePointLength(v) >= min).withMessage(lengthMessage(min, max));
       return c;
@@ -91,7 +97,9 @@ function scalarChain(chain: ValidationChain, schema: AnySchema, location: Locati
       if (fromText) throw new Error('number fields are accepted in JSON bodies only');
       const { minimum, maximum, decimals } = schema;
       return chain
-        .custom((v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= minimum && v <= maximum && (decimals === undefined || hasDecimals(v, decimals)))
+        .custom(
+          (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v >= minimum && v <= maximum && (decimals === undefined || hasDecimals(v, decimals)),
+        )
         .withMessage(`must be a number from ${minimum} to ${maximum}${decimalsPhrase(decimals)}`);
     }
     case 'boolean':
@@ -112,12 +120,11 @@ function fieldChains(location: Location, name: string, schema: AnySchema): Valid
   const build = builders[location];
   if (schema.kind === 'array') {
     if (location !== 'body') throw new Error('arrays are accepted in JSON bodies only');
-    const list = withPresence(build(name), schema)
-      .isArray({ max: schema.maxItems })
-      .withMessage(`must be an array of at most ${schema.maxItems} items`);
+    const list = withPresence(build(name), schema).isArray({ max: schema.maxItems }).withMessage(`must be an array of at most ${schema.maxItems} items`);
     return [list, scalarChain(build(`${name}.*`), schema.items, location)];
   }
-  if (schema.kind === 'object' || schema.kind === 'record' || schema.kind === 'raw') throw new Error(`nested ${schema.kind} fields are not accepted in requests (${name})`);
+  if (schema.kind === 'object' || schema.kind === 'record' || schema.kind === 'raw')
+    throw new Error(`nested ${schema.kind} fields are not accepted in requests (${name})`);
   return [scalarChain(withPresence(build(name), schema), schema, location)];
 }
 

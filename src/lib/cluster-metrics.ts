@@ -29,8 +29,7 @@ export function answerMetricRequests(registry: Registry, logger: Logger): void {
   process.on('message', (packet: Pm2Packet) => {
     if (packet?.topic !== REQUEST_TOPIC || !packet.data?.id) return;
     registry.getMetricsAsJSON().then(
-      (metrics) =>
-        process.send?.({ type: REPLY_TYPE, data: { id: packet.data!.id, from: Number(process.env.pm_id), metrics } }),
+      (metrics) => process.send?.({ type: REPLY_TYPE, data: { id: packet.data!.id, from: Number(process.env.pm_id), metrics } }),
       (err: unknown) => logger.error('metrics collection failed', { error: err }),
     );
   });

@@ -68,16 +68,7 @@ export function createLogger(options: LoggerOptions): Logger {
     level: options.level,
     defaultMeta: options.defaultMeta,
     // errors() first: without it an Error logs as {"level":"error"} with no message or stack.
-    format: winston.format.combine(
-      winston.format.errors({ stack: true }),
-      winston.format.timestamp(),
-      contextAndRedaction(),
-      output,
-    ),
-    transports: [
-      options.stream
-        ? new winston.transports.Stream({ stream: options.stream })
-        : new winston.transports.Console(),
-    ],
+    format: winston.format.combine(winston.format.errors({ stack: true }), winston.format.timestamp(), contextAndRedaction(), output),
+    transports: [options.stream ? new winston.transports.Stream({ stream: options.stream }) : new winston.transports.Console()],
   });
 }

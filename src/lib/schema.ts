@@ -97,16 +97,7 @@ export interface RawSchema<T = unknown> extends Node<T> {
 }
 
 /** Any declaration; the carried type is erased (unknown) here and kept by Infer on the concrete ones. */
-export type AnySchema =
-  | StringSchema
-  | EnumSchema
-  | IntegerSchema
-  | NumberSchema
-  | BooleanSchema
-  | ArraySchema
-  | ObjectSchema
-  | RecordSchema
-  | RawSchema;
+export type AnySchema = StringSchema | EnumSchema | IntegerSchema | NumberSchema | BooleanSchema | ArraySchema | ObjectSchema | RecordSchema | RawSchema;
 
 export type Infer<S> = S extends Node<infer T> ? T : never;
 

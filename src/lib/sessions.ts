@@ -120,9 +120,7 @@ export class Sessions {
         if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) throw new AppError('invalid_grant');
 
         const used: RefreshRecord = { state: 'used', sid, uid: session.uid };
-        const previous = parse<RefreshRecord>(
-          await this.kv.swapIfExists(this.refreshKey(token), JSON.stringify(used), session.expiresAt - Date.now()),
-        );
+        const previous = parse<RefreshRecord>(await this.kv.swapIfExists(this.refreshKey(token), JSON.stringify(used), session.expiresAt - Date.now()));
         if (!previous || previous.sid !== sid) throw new AppError('invalid_grant');
         if (previous.state === 'used') {
           await this.kv.del([`sess:${sid}`]);

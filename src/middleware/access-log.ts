@@ -9,21 +9,19 @@ import type { Logger } from '../lib/logger';
 import { redactUrl } from '../lib/redact';
 
 export function accessLog(logger: Logger): RequestHandler {
-  return morgan<IncomingMessage, ServerResponse>(
-    (tokens, req, res) => {
-      const status = res.statusCode;
-      const request = req as Request;
-      logger.info('request completed', {
-        requestId: request.id,
-        method: req.method,
-        url: redactUrl(request.originalUrl ?? req.url ?? ''),
-        status,
-        durationMs: Number(tokens['response-time']?.(req, res) ?? 0),
-        bytes: Number(res.getHeader('Content-Length') ?? 0),
-        ip: request.ip,
-        userAgent: req.headers['user-agent'],
-      });
-      return null; // nothing for morgan itself to write
-    },
-  ) as RequestHandler;
+  return morgan<IncomingMessage, ServerResponse>((tokens, req, res) => {
+    const status = res.statusCode;
+    const request = req as Request;
+    logger.info('request completed', {
+      requestId: request.id,
+      method: req.method,
+      url: redactUrl(request.originalUrl ?? req.url ?? ''),
+      status,
+      durationMs: Number(tokens['response-time']?.(req, res) ?? 0),
+      bytes: Number(res.getHeader('Content-Length') ?? 0),
+      ip: request.ip,
+      userAgent: req.headers['user-agent'],
+    });
+    return null; // nothing for morgan itself to write
+  }) as RequestHandler;
 }

@@ -85,7 +85,10 @@ export class ResponseCache {
         res.setHeader('X-Cache', 'BYPASS');
         return next();
       }
-      const versions = values.slice(0, namespaces.length).map((v) => v ?? '-').join(',');
+      const versions = values
+        .slice(0, namespaces.length)
+        .map((v) => v ?? '-')
+        .join(',');
       const entry = values[namespaces.length];
       if (entry) {
         const cut = entry.indexOf(SEPARATOR);
@@ -138,7 +141,9 @@ function sendCached(res: Response, state: 'HIT' | 'MISS', body: string): void {
 function captureJson(req: Request, res: Response, perUser: boolean, store: (body: string) => void): void {
   const original = res.json.bind(res);
   res.json = (value: unknown) => {
-    const personal = !perUser && (req.headers.authorization !== undefined || req.headers.cookie !== undefined || res.getHeader('Cache-Control')?.toString().includes('private'));
+    const personal =
+      !perUser &&
+      (req.headers.authorization !== undefined || req.headers.cookie !== undefined || res.getHeader('Cache-Control')?.toString().includes('private'));
     if (res.statusCode !== 200 || personal) {
       return original(value);
     }

@@ -5,8 +5,7 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 type Handler = (req: Request, res: Response, next: NextFunction) => unknown;
 
-const isThenable = (value: unknown): value is PromiseLike<unknown> =>
-  typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+const isThenable = (value: unknown): value is PromiseLike<unknown> => typeof (value as PromiseLike<unknown> | null)?.then === 'function';
 
 /**
  * Runs the handlers in order, each calling `next` to go on, as Express would: an error passed to

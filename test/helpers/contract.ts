@@ -123,7 +123,8 @@ export async function contractChecker(document: Record<string, unknown>): Promis
       return;
     }
     const declaredTypes = Object.keys(content).map((t) => t.split(';')[0]!.trim().toLowerCase());
-    if (!declaredTypes.includes(type) && !declaredTypes.includes('*/*')) return fail(`media type ${type || '(none)'} is not declared (${Object.keys(content).join(', ')})`);
+    if (!declaredTypes.includes(type) && !declaredTypes.includes('*/*'))
+      return fail(`media type ${type || '(none)'} is not declared (${Object.keys(content).join(', ')})`);
     if (head || !JSON_TYPES.test(type)) return;
     let parsed: unknown;
     try {

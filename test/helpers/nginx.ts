@@ -35,15 +35,33 @@ export class TestNginx {
     // Workers run as an unprivileged user: they need to write temporary request bodies.
     chmodSync(path.join(d, 'tmp'), 0o777);
     chmodSync(d, 0o755);
-    execFileSync('openssl', [
-      'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-      '-keyout', path.join(d, 'tls/privkey.pem'), '-out', path.join(d, 'tls/fullchain.pem'),
-    ], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=localhost',
+        '-keyout',
+        path.join(d, 'tls/privkey.pem'),
+        '-out',
+        path.join(d, 'tls/fullchain.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
 
     const main = readFileSync(path.join(ROOT, 'nginx/nginx.conf'), 'utf8')
       .replace('pid /run/nginx.pid;', `pid ${d}/nginx.pid;`)
       .replace('error_log /var/log/nginx/error.log warn;', `error_log ${d}/logs/error.log warn;`)
-      .replace('access_log /var/log/nginx/access.log rampart_json;', `access_log ${d}/logs/access.log rampart_json;\n    client_body_temp_path ${d}/tmp/body;\n    proxy_temp_path ${d}/tmp/proxy;\n    fastcgi_temp_path ${d}/tmp/fastcgi;\n    uwsgi_temp_path ${d}/tmp/uwsgi;\n    scgi_temp_path ${d}/tmp/scgi;`)
+      .replace(
+        'access_log /var/log/nginx/access.log rampart_json;',
+        `access_log ${d}/logs/access.log rampart_json;\n    client_body_temp_path ${d}/tmp/body;\n    proxy_temp_path ${d}/tmp/proxy;\n    fastcgi_temp_path ${d}/tmp/fastcgi;\n    uwsgi_temp_path ${d}/tmp/uwsgi;\n    scgi_temp_path ${d}/tmp/scgi;`,
+      )
       .replace('include /etc/nginx/conf.d/*.conf;', `include ${d}/conf.d/*.conf;`);
     this.conf = path.join(d, 'nginx.conf');
     writeFileSync(this.conf, main);

@@ -54,9 +54,7 @@ export class Pm2App {
 
   instances(): Pm2Instance[] {
     const list = JSON.parse(this.run(['jlist'])) as { pm_id: number; pid: number; name: string; pm2_env: { status: string; node_args?: string[] } }[];
-    return list
-      .filter((p) => p.name === this.name)
-      .map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status, nodeArgs: p.pm2_env.node_args ?? [] }));
+    return list.filter((p) => p.name === this.name).map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status, nodeArgs: p.pm2_env.node_args ?? [] }));
   }
 
   logs(): string {

@@ -85,12 +85,20 @@ describe('the full flow', () => {
   it('answers unknown email and wrong password identically', async () => {
     const account = await register(ctx.app);
     const wrong = await request(ctx.app).post('/api/v1/auth/login').send({ email: account.email, password: 'wrong password!' });
-    const unknown = await request(ctx.app).post('/api/v1/auth/login').send({ email: `nobody-${randomUUID()}@example.com`, password: 'wrong password!' });
+    const unknown = await request(ctx.app)
+      .post('/api/v1/auth/login')
+      .send({ email: `nobody-${randomUUID()}@example.com`, password: 'wrong password!' });
     expectError(wrong, 401, 'invalid_credentials');
     expectError(unknown, 401, 'invalid_credentials');
     expect(wrong.body.error.message).toBe(unknown.body.error.message);
-    expect(Object.keys(wrong.headers).filter((h) => h !== 'x-request-id' && h !== 'date' && !h.startsWith('ratelimit')).sort()).toEqual(
-      Object.keys(unknown.headers).filter((h) => h !== 'x-request-id' && h !== 'date' && !h.startsWith('ratelimit')).sort(),
+    expect(
+      Object.keys(wrong.headers)
+        .filter((h) => h !== 'x-request-id' && h !== 'date' && !h.startsWith('ratelimit'))
+        .sort(),
+    ).toEqual(
+      Object.keys(unknown.headers)
+        .filter((h) => h !== 'x-request-id' && h !== 'date' && !h.startsWith('ratelimit'))
+        .sort(),
     );
   });
 });
@@ -110,9 +118,7 @@ describe('input validation', () => {
   });
 
   it('register rejects unknown fields, bad emails and short passwords, listing each, echoing none', async () => {
-    const res = await request(ctx.app)
-      .post('/api/v1/auth/register')
-      .send({ email: 'not-an-email', password: 'short', role: 'admin', isAdmin: true });
+    const res = await request(ctx.app).post('/api/v1/auth/register').send({ email: 'not-an-email', password: 'short', role: 'admin', isAdmin: true });
     expectError(res, 422, 'validation_failed');
     const fields = res.body.error.details.map((d: { field: string }) => d.field).sort();
     expect(fields).toEqual(['email', 'isAdmin', 'password', 'role']);
@@ -120,7 +126,13 @@ describe('input validation', () => {
   });
 
   it('register refuses an overlong password', async () => {
-    expectError(await request(ctx.app).post('/api/v1/auth/register').send({ email: `${randomUUID()}@example.com`, password: 'x'.repeat(129) }), 422, 'validation_failed');
+    expectError(
+      await request(ctx.app)
+        .post('/api/v1/auth/register')
+        .send({ email: `${randomUUID()}@example.com`, password: 'x'.repeat(129) }),
+      422,
+      'validation_failed',
+    );
   });
 
   it('PATCH /users/me accepts only known fields', async () => {
@@ -364,8 +376,16 @@ describe('password change', () => {
     const account = await register(ctx.app);
     expectError(await change(account.accessToken, { currentPassword: 'not it at all', newPassword: 'another passphrase' }), 401, 'invalid_credentials');
     expectError(await change(account.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'short' }), 422, 'validation_failed');
-    expectError(await change(account.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'another passphrase', userId: randomUUID() }), 422, 'validation_failed');
-    expectError(await request(ctx.app).post('/api/v1/auth/password').send({ currentPassword: TEST_PASSWORD, newPassword: 'another passphrase' }), 401, 'unauthorized');
+    expectError(
+      await change(account.accessToken, { currentPassword: TEST_PASSWORD, newPassword: 'another passphrase', userId: randomUUID() }),
+      422,
+      'validation_failed',
+    );
+    expectError(
+      await request(ctx.app).post('/api/v1/auth/password').send({ currentPassword: TEST_PASSWORD, newPassword: 'another passphrase' }),
+      401,
+      'unauthorized',
+    );
     expect((await me(ctx.app, account.accessToken)).status).toBe(200);
   });
 });
@@ -373,7 +393,8 @@ describe('password change', () => {
 describe('signing-key rotation', () => {
   const NEW_SECRET = 'the-new-access-secret-0123456789-abcdefgh';
   // Other deployments of the same service: same store and database, other key configuration.
-  const deployment = (env: Record<string, string>) => ctx.checked(createApp({ ...ctx.deps, config: loadConfig({ ...ENV, NODE_ENV: 'test', RATE_LIMIT_API_MAX: '100000', ...env }) }));
+  const deployment = (env: Record<string, string>) =>
+    ctx.checked(createApp({ ...ctx.deps, config: loadConfig({ ...ENV, NODE_ENV: 'test', RATE_LIMIT_API_MAX: '100000', ...env }) }));
 
   it('accepts old-key tokens while the old key is listed, rejects them once it is not', async () => {
     const rotated = deployment({ JWT_ACCESS_SECRET: NEW_SECRET, JWT_ACCESS_PREVIOUS_SECRETS: ACCESS_SECRET });
@@ -383,7 +404,7 @@ describe('signing-key rotation', () => {
     expectError(await me(retired, account.accessToken), 401, 'invalid_token');
     const renewed = await refresh(rotated, account.refreshToken);
     expect(renewed.status).toBe(200);
-    expect((jwt.decode(renewed.body.accessToken, { complete: true })!.header).kid).toBe(keyId(NEW_SECRET));
+    expect(jwt.decode(renewed.body.accessToken, { complete: true })!.header.kid).toBe(keyId(NEW_SECRET));
     expect((await me(retired, renewed.body.accessToken)).status).toBe(200);
     expectError(await me(ctx.app, renewed.body.accessToken), 401, 'invalid_token'); // the old deployment knows no new key
   });

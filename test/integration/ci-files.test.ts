@@ -306,7 +306,20 @@ describe('npm run sbom', () => {
     expect(names.has('ioredis')).toBe(true);
 
     // Development tools only (not reachable from a production dependency): omitted.
-    for (const dev of ['vitest', 'typescript', 'tsx', 'eslint', 'prettier', 'supertest', 'knip', '@cyclonedx/cyclonedx-npm', '@stoplight/spectral-cli', 'autocannon', 'playwright-core', 'yaml']) {
+    for (const dev of [
+      'vitest',
+      'typescript',
+      'tsx',
+      'eslint',
+      'prettier',
+      'supertest',
+      'knip',
+      '@cyclonedx/cyclonedx-npm',
+      '@stoplight/spectral-cli',
+      'autocannon',
+      'playwright-core',
+      'yaml',
+    ]) {
       expect(names.has(dev), dev).toBe(false);
     }
   }, 90_000);

@@ -32,28 +32,31 @@ function compose(env: Record<string, string>, ...args: string[]) {
   return spawnSync('docker-compose', ['-f', COMPOSE, ...args], { env: { ...clean, ...env }, encoding: 'utf8', cwd: ROOT });
 }
 
-describe.skipIf(!HAS_COMPOSE)(`docker-compose.production.yml${HAS_COMPOSE ? '' : ' [skipped: docker-compose not installed (Debian package docker-compose)]'}`, () => {
-  it('parses with docker-compose config', () => {
-    const result = compose(REQUIRED, 'config', '--quiet');
-    expect(result.stderr).toBe('');
-    expect(result.status).toBe(0);
-    expect(compose(REQUIRED, 'config', '--services').stdout.trim().split('\n').sort()).toEqual(['backend', 'nginx', 'postgres', 'redis', 'redis-cache']);
-  });
+describe.skipIf(!HAS_COMPOSE)(
+  `docker-compose.production.yml${HAS_COMPOSE ? '' : ' [skipped: docker-compose not installed (Debian package docker-compose)]'}`,
+  () => {
+    it('parses with docker-compose config', () => {
+      const result = compose(REQUIRED, 'config', '--quiet');
+      expect(result.stderr).toBe('');
+      expect(result.status).toBe(0);
+      expect(compose(REQUIRED, 'config', '--services').stdout.trim().split('\n').sort()).toEqual(['backend', 'nginx', 'postgres', 'redis', 'redis-cache']);
+    });
 
-  it.each(Object.keys(REQUIRED).filter((k) => k !== 'CORS_ORIGINS'))('refuses to start without %s, saying so', (name) => {
-    const env: Record<string, string> = { ...REQUIRED };
-    delete env[name];
-    const result = compose(env, 'config', '--quiet');
-    expect(result.status).not.toBe(0);
-    expect(result.stderr).toContain(name);
-  });
+    it.each(Object.keys(REQUIRED).filter((k) => k !== 'CORS_ORIGINS'))('refuses to start without %s, saying so', (name) => {
+      const env: Record<string, string> = { ...REQUIRED };
+      delete env[name];
+      const result = compose(env, 'config', '--quiet');
+      expect(result.status).not.toBe(0);
+      expect(result.stderr).toContain(name);
+    });
 
-  it('requires CORS_ORIGINS to be set, empty allowed', () => {
-    const { CORS_ORIGINS: _c, ...rest } = REQUIRED;
-    expect(compose(rest, 'config', '--quiet').status).not.toBe(0);
-    expect(compose({ ...rest, CORS_ORIGINS: '' }, 'config', '--quiet').status).toBe(0);
-  });
-});
+    it('requires CORS_ORIGINS to be set, empty allowed', () => {
+      const { CORS_ORIGINS: _c, ...rest } = REQUIRED;
+      expect(compose(rest, 'config', '--quiet').status).not.toBe(0);
+      expect(compose({ ...rest, CORS_ORIGINS: '' }, 'config', '--quiet').status).toBe(0);
+    });
+  },
+);
 
 describe('compose structure', () => {
   const doc = parse(readFileSync(COMPOSE, 'utf8')) as {
@@ -113,7 +116,10 @@ describe('compose structure', () => {
   });
 
   it('documents every variable it reads in .env.production.example', () => {
-    const text = readFileSync(COMPOSE, 'utf8').split('\n').filter((l) => !l.trim().startsWith('#')).join('\n');
+    const text = readFileSync(COMPOSE, 'utf8')
+      .split('\n')
+      .filter((l) => !l.trim().startsWith('#'))
+      .join('\n');
     const example = readFileSync(path.join(ROOT, '.env.production.example'), 'utf8');
     const used = new Set([...text.matchAll(/\$\{([A-Z_][A-Z0-9_]*)/g)].map((m) => m[1]!));
     for (const name of used) expect(example, name).toMatch(new RegExp(`^${name}=`, 'm'));
@@ -153,7 +159,11 @@ describe('Dockerfile.backend, its steps run outside a container', () => {
     const deps = path.join(work, 'deps');
     mkdirSync(deps);
     for (const f of ['package.json', 'package-lock.json']) cpSync(path.join(ROOT, f), path.join(deps, f));
-    execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], { cwd: deps, stdio: 'ignore', env: { ...process.env, NODE_ENV: 'production' } });
+    execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund', '--prefer-offline'], {
+      cwd: deps,
+      stdio: 'ignore',
+      env: { ...process.env, NODE_ENV: 'production' },
+    });
     // build stage
     const build = path.join(work, 'build');
     mkdirSync(build);

@@ -142,7 +142,12 @@ function operationsOf(document: { paths: Record<string, Record<string, { operati
       const successes = Object.keys(operation.responses).filter((status) => /^2\d\d$/.test(status));
       // openapi-fetch treats any 2xx as the success answer; two of them would leave the expected one ambiguous here.
       expect(successes.length, `${operation.operationId} declares several success statuses`).toBeLessThanOrEqual(1);
-      found.push({ operationId: operation.operationId, method: method.toUpperCase(), path: where, success: successes[0] === undefined ? undefined : Number(successes[0]) });
+      found.push({
+        operationId: operation.operationId,
+        method: method.toUpperCase(),
+        path: where,
+        success: successes[0] === undefined ? undefined : Number(successes[0]),
+      });
     }
   }
   return found;
@@ -205,9 +210,20 @@ describe('a client generated from /openapi.json', () => {
     writeFileSync(path.join(dir, 'client.ts'), CLIENT_PROGRAM);
     writeFileSync(
       path.join(dir, 'tsconfig.json'),
-      JSON.stringify({ extends: path.join(ROOT, 'tsconfig.json'), compilerOptions: { rootDir: '.', noEmit: true }, files: ['client.ts', 'api.ts'], include: [] }),
+      JSON.stringify({
+        extends: path.join(ROOT, 'tsconfig.json'),
+        compilerOptions: { rootDir: '.', noEmit: true },
+        files: ['client.ts', 'api.ts'],
+        include: [],
+      }),
     );
-    const result = await run(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(dir, 'tsconfig.json'), '--pretty', 'false']).then(
+    const result = await run(process.execPath, [
+      path.join(ROOT, 'node_modules/typescript/bin/tsc'),
+      '-p',
+      path.join(dir, 'tsconfig.json'),
+      '--pretty',
+      'false',
+    ]).then(
       () => ({ ok: true, output: '' }),
       (err: { stdout?: string; stderr?: string }) => ({ ok: false, output: `${err.stdout ?? ''}${err.stderr ?? ''}` }),
     );
@@ -218,7 +234,9 @@ describe('a client generated from /openapi.json', () => {
 
   it('calls every operation of the document for real, each answering its declared success status', async () => {
     // The same source that tsc accepted, with its types erased, loaded as CommonJS from the temp dir.
-    const js = ts.transpileModule(CLIENT_PROGRAM, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true } }).outputText;
+    const js = ts.transpileModule(CLIENT_PROGRAM, {
+      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    }).outputText;
     writeFileSync(path.join(dir, 'client.cjs'), js);
     const program = createRequire(path.join(dir, 'client.cjs'))('./client.cjs') as ClientProgram;
 

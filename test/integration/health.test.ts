@@ -100,7 +100,9 @@ describe('with slow dependencies', () => {
       calls++;
       return { ok: true, latencyMs: 180, time: new Date().toISOString() };
     };
-    const ctx = await createTestContext({ app: { probes: { redis: slow, database: async () => ({ ok: true, latencyMs: 3, time: new Date().toISOString() }) } } });
+    const ctx = await createTestContext({
+      app: { probes: { redis: slow, database: async () => ({ ok: true, latencyMs: 3, time: new Date().toISOString() }) } },
+    });
     try {
       const res = await request(ctx.app).get('/health/detailed');
       expect(res.status).toBe(200);

@@ -115,13 +115,19 @@ describe('error envelopes', () => {
   });
 
   it('413 payload_too_large over BODY_LIMIT', async () => {
-    const res = await request(ctx.app).post('/api/v1/items').send({ name: 'x'.repeat(4096) });
+    const res = await request(ctx.app)
+      .post('/api/v1/items')
+      .send({ name: 'x'.repeat(4096) });
     expectEnvelope(res, 413, 'payload_too_large');
   });
 
   /** A gzipped JSON body, sent as the bytes it is. */
   const gzipped = (req: request.Test, body: Buffer) =>
-    req.set('Content-Type', 'application/json').set('Content-Encoding', 'gzip').serialize((b: unknown) => b as string).send(body);
+    req
+      .set('Content-Type', 'application/json')
+      .set('Content-Encoding', 'gzip')
+      .serialize((b: unknown) => b as string)
+      .send(body);
 
   it('applies the limit to the inflated size of a gzip body', async () => {
     const body = gzipSync(JSON.stringify({ name: 'x'.repeat(50_000) }));

@@ -230,7 +230,13 @@ describe('response cache', () => {
     const tag = `st-${randomUUID().slice(0, 8)}`;
     await seedItems(ctx.deps.db, owner.userId, [{ name: 'herd', price: 1, tags: [tag] }]);
     let queries = 0;
-    const db = { ...ctx.deps.db, query: ((...args: Parameters<typeof ctx.deps.db.query>) => { queries++; return ctx.deps.db.query(...args); }) as typeof ctx.deps.db.query };
+    const db = {
+      ...ctx.deps.db,
+      query: ((...args: Parameters<typeof ctx.deps.db.query>) => {
+        queries++;
+        return ctx.deps.db.query(...args);
+      }) as typeof ctx.deps.db.query,
+    };
     const metrics = createMetrics();
     const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics }));
     const results = await Promise.all(Array.from({ length: 10 }, () => request(app).get(`/api/v1/items?tag=${tag}`)));

@@ -7,8 +7,7 @@ import { createTestContext, type TestContext } from '../helpers/app';
 import { captureLogger } from '../helpers/log-capture';
 
 const PASSWORD = 'Canary-Passw0rd-7f3a9c';
-const JWT =
-  'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJjYW5hcnkiLCJqdGkiOiJjYW5hcnktanRpIn0.c2lnbmF0dXJlLWNhbmFyeS12YWx1ZQ';
+const JWT = 'eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJjYW5hcnkiLCJqdGkiOiJjYW5hcnktanRpIn0.c2lnbmF0dXJlLWNhbmFyeS12YWx1ZQ';
 const OPAQUE = 'rt_canary_0123456789abcdef0123456789abcdef';
 
 describe('redaction helpers', () => {

@@ -67,12 +67,24 @@ describe('check-production (the doctor)', () => {
 
   function envFile(env: Record<string, string | undefined>): string {
     const file = path.join(work, `env-${Math.random().toString(36).slice(2)}`);
-    writeFileSync(file, Object.entries(env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`).join('\n'));
+    writeFileSync(
+      file,
+      Object.entries(env)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]) => `${k}=${v}`)
+        .join('\n'),
+    );
     return file;
   }
 
   const run = (env: Record<string, string | undefined>, extra: Partial<{ ecosystem: string; nginxDir: string; connect: boolean }> = {}) =>
-    runChecks({ envFile: envFile(env), ecosystem: path.join(work, 'ecosystem.config.js'), nginxDir: path.join(work, 'nginx'), connect: Boolean(DATABASE_URL) && Boolean(redis), ...extra });
+    runChecks({
+      envFile: envFile(env),
+      ecosystem: path.join(work, 'ecosystem.config.js'),
+      nginxDir: path.join(work, 'nginx'),
+      connect: Boolean(DATABASE_URL) && Boolean(redis),
+      ...extra,
+    });
 
   const problems = async (...args: Parameters<typeof run>) => (await run(...args)).filter((f) => !f.ok).map((f) => `${f.check}: ${f.message}`);
 
@@ -139,37 +151,40 @@ describe('check-production (the doctor)', () => {
     }
   });
 
-  it('reports an upstream keep-alive not shorter than the app\'s', async () => {
+  it("reports an upstream keep-alive not shorter than the app's", async () => {
     expect((await problems({ ...good, KEEP_ALIVE_TIMEOUT_MS: '30000' }, { connect: false })).join('\n')).toMatch(/upstream keepalive_timeout 60s/);
   });
 
-  describe.skipIf(!DATABASE_URL || !HAS_REDIS_SERVER)(`with connections${DATABASE_URL && HAS_REDIS_SERVER ? '' : ' [skipped: needs DATABASE_URL and redis-server]'}`, () => {
-    it('reports a Redis eviction policy that can drop security keys', async () => {
-      const admin = new Redis(redis!.url);
-      try {
-        for (const policy of ['allkeys-lru', 'volatile-ttl']) {
-          await admin.config('SET', 'maxmemory-policy', policy);
-          expect((await problems(good)).join('\n')).toMatch(new RegExp(`maxmemory-policy ${policy}`));
+  describe.skipIf(!DATABASE_URL || !HAS_REDIS_SERVER)(
+    `with connections${DATABASE_URL && HAS_REDIS_SERVER ? '' : ' [skipped: needs DATABASE_URL and redis-server]'}`,
+    () => {
+      it('reports a Redis eviction policy that can drop security keys', async () => {
+        const admin = new Redis(redis!.url);
+        try {
+          for (const policy of ['allkeys-lru', 'volatile-ttl']) {
+            await admin.config('SET', 'maxmemory-policy', policy);
+            expect((await problems(good)).join('\n')).toMatch(new RegExp(`maxmemory-policy ${policy}`));
+          }
+        } finally {
+          await admin.config('SET', 'maxmemory-policy', 'noeviction');
+          admin.disconnect();
         }
-      } finally {
-        await admin.config('SET', 'maxmemory-policy', 'noeviction');
-        admin.disconnect();
-      }
-    });
+      });
 
-    it('reports an unreachable Redis and database, without their passwords', async () => {
-      const port = await freePort();
-      const hole = await blackHole();
-      try {
-        const found = (
-          await problems({ ...good, REDIS_URL: `redis://:hunter2-secret@127.0.0.1:${port}`, DATABASE_URL: `postgres://u:pg-secret@127.0.0.1:${hole.port}/x` })
-        ).join('\n');
-        expect(found).toMatch(/redis \(security\): .* unreachable/);
-        expect(found).toMatch(/database: .* unreachable/);
-        expect(found).not.toMatch(/hunter2-secret|pg-secret/);
-      } finally {
-        await hole.close();
-      }
-    });
-  });
+      it('reports an unreachable Redis and database, without their passwords', async () => {
+        const port = await freePort();
+        const hole = await blackHole();
+        try {
+          const found = (
+            await problems({ ...good, REDIS_URL: `redis://:hunter2-secret@127.0.0.1:${port}`, DATABASE_URL: `postgres://u:pg-secret@127.0.0.1:${hole.port}/x` })
+          ).join('\n');
+          expect(found).toMatch(/redis \(security\): .* unreachable/);
+          expect(found).toMatch(/database: .* unreachable/);
+          expect(found).not.toMatch(/hunter2-secret|pg-secret/);
+        } finally {
+          await hole.close();
+        }
+      });
+    },
+  );
 });

@@ -46,7 +46,9 @@ describe('on the bare chain', () => {
   });
 
   it('mongo-sanitize removes $ operator keys from the body, at any depth', async () => {
-    const res = await request(app).post('/echo').send({ email: { $ne: null }, list: [{ $gt: '' }], ok: 1 });
+    const res = await request(app)
+      .post('/echo')
+      .send({ email: { $ne: null }, list: [{ $gt: '' }], ok: 1 });
     expect(res.status).toBe(200);
     expect(res.body.body).toEqual({ email: {}, list: [{}], ok: 1 });
   });
@@ -108,7 +110,9 @@ describe('through the real app', () => {
   });
 
   it('operator objects in a JSON body never reach a handler as operators', async () => {
-    const res = await request(ctx.app).post('/api/v1/items').send({ name: { $gt: '' }, __proto__: { admin: true } });
+    const res = await request(ctx.app)
+      .post('/api/v1/items')
+      .send({ name: { $gt: '' }, __proto__: { admin: true } });
     expect(res.status).toBeLessThan(500);
   });
 

@@ -98,9 +98,21 @@ describe('register and the general limit', () => {
     const app = sibling({ RATE_LIMIT_REGISTER_MAX: '2' });
     const ip = `198.51.100.${Math.floor(Math.random() * 250) + 1}`; // trusted: supertest comes from loopback
     for (let i = 0; i < 2; i++) {
-      expect((await request(app).post('/api/v1/auth/register').set('X-Forwarded-For', ip).send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD })).status).toBe(201);
+      expect(
+        (
+          await request(app)
+            .post('/api/v1/auth/register')
+            .set('X-Forwarded-For', ip)
+            .send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD })
+        ).status,
+      ).toBe(201);
     }
-    expect429(await request(app).post('/api/v1/auth/register').set('X-Forwarded-For', ip).send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD }));
+    expect429(
+      await request(app)
+        .post('/api/v1/auth/register')
+        .set('X-Forwarded-For', ip)
+        .send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD }),
+    );
   });
 
   it('limits everything under /api/v1, never /health', async () => {
@@ -117,7 +129,14 @@ describe('register and the general limit', () => {
     const b = sibling({ RATE_LIMIT_API_MAX: '6' });
     const ip = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
     const statuses: number[] = [];
-    for (let i = 0; i < 12; i++) statuses.push((await request(i % 2 ? a : b).get('/api/v1/items').set('X-Forwarded-For', ip)).status);
+    for (let i = 0; i < 12; i++)
+      statuses.push(
+        (
+          await request(i % 2 ? a : b)
+            .get('/api/v1/items')
+            .set('X-Forwarded-For', ip)
+        ).status,
+      );
     expect(statuses.filter((s) => s === 200)).toHaveLength(6);
     expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
   });
@@ -139,10 +158,12 @@ describe('client identity', () => {
   });
 
   it('believes only the hops it trusts: a client cannot pick its own address', async () => {
-    const app = ctx.checked(createApp({
-      ...ctx.deps,
-      config: loadConfig({ NODE_ENV: 'test', TRUST_PROXY: '1', ENABLE_DIAGNOSTIC_ROUTES: 'true', RATE_LIMIT_API_MAX: '3' }),
-    }));
+    const app = ctx.checked(
+      createApp({
+        ...ctx.deps,
+        config: loadConfig({ NODE_ENV: 'test', TRUST_PROXY: '1', ENABLE_DIAGNOSTIC_ROUTES: 'true', RATE_LIMIT_API_MAX: '3' }),
+      }),
+    );
     const real = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
     const seen = await request(app).get('/api/v1/_diag/whoami').set('X-Forwarded-For', `6.6.6.6, ${real}`);
     expect(seen.body.ip).toBe(real);

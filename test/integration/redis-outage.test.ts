@@ -106,13 +106,23 @@ describe.skipIf(!HAS_REDIS_SERVER)(`Redis down at start-up${HAS_REDIS_SERVER ? '
   it('starts, refuses what needs Redis, and limits once Redis arrives', async () => {
     expect((await request(ctx.app).get('/health')).status).toBe(200);
     expect((await request(ctx.app).get('/health/ready')).status).toBe(503);
-    expect503((await request(ctx.app).post('/api/v1/auth/register').send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD })));
+    expect503(
+      await request(ctx.app)
+        .post('/api/v1/auth/register')
+        .send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD }),
+    );
 
     await server.start();
     await waitUntil(async () => (await request(ctx.app).get('/health/ready')).status === 200);
     const statuses = [];
     for (let i = 0; i < 3; i++) {
-      statuses.push((await request(ctx.app).post('/api/v1/auth/register').send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD })).status);
+      statuses.push(
+        (
+          await request(ctx.app)
+            .post('/api/v1/auth/register')
+            .send({ email: `${randomUUID()}@example.com`, password: TEST_PASSWORD })
+        ).status,
+      );
     }
     expect(statuses).toEqual([201, 201, 429]);
   });

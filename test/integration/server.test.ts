@@ -104,7 +104,9 @@ describe('the entry point, as `npm start` runs it', () => {
     let health: request.Response | undefined;
     for (let i = 0; i < 120 && !health; i++) {
       await new Promise((r) => setTimeout(r, 250));
-      health = await request(`http://127.0.0.1:${port}`).get('/health').catch(() => undefined);
+      health = await request(`http://127.0.0.1:${port}`)
+        .get('/health')
+        .catch(() => undefined);
     }
     expect(health?.status, output()).toBe(200);
     const items = await request(`http://127.0.0.1:${port}`).get('/api/v1/items');
@@ -123,7 +125,12 @@ describe('the entry point, as `npm start` runs it', () => {
     let up = false;
     for (let i = 0; i < 120 && !up && launched.child.exitCode === null; i++) {
       await new Promise((r) => setTimeout(r, 250));
-      up = (await request(`http://127.0.0.1:${port}`).get('/health').catch(() => undefined))?.status === 200;
+      up =
+        (
+          await request(`http://127.0.0.1:${port}`)
+            .get('/health')
+            .catch(() => undefined)
+        )?.status === 200;
     }
     expect(up, launched.output()).toBe(true);
     return { ...launched, port, exited };
@@ -132,26 +139,38 @@ describe('the entry point, as `npm start` runs it', () => {
   it.each([
     ['an uncaught exception', 'setTimeout(() => { throw new Error("canary uncaught") }, 100)', 'uncaught exception'],
     ['an unhandled rejection', 'setTimeout(() => { Promise.reject(new Error("canary rejection")) }, 100)', 'unhandled rejection'],
-  ])('logs %s and leaves in order, exit code 1 (the supervisor starts a fresh process)', async (_name, code, logged) => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'rampart-crash-'));
-    const preload = path.join(dir, 'crash.js');
-    // Fires once the server is up: the trigger waits for a file the test writes.
-    // Main thread only: --require preloads also run in the module loader's worker thread.
-    writeFileSync(preload, `if(!require('worker_threads').isMainThread)return;const fs=require('fs');const t=setInterval(()=>{if(fs.existsSync(${JSON.stringify(path.join(dir, 'go'))})){clearInterval(t);${code}}},50);t.unref();`);
-    try {
-      const server = await launchReady({ SHUTDOWN_DRAIN_MS: '100' }, preload);
-      writeFileSync(path.join(dir, 'go'), '');
-      expect(await server.exited).toBe(1);
-      expect(server.output()).toContain(logged);
-      expect(server.output()).toMatch(/shutdown complete/);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  }, 60_000);
+  ])(
+    'logs %s and leaves in order, exit code 1 (the supervisor starts a fresh process)',
+    async (_name, code, logged) => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), 'rampart-crash-'));
+      const preload = path.join(dir, 'crash.js');
+      // Fires once the server is up: the trigger waits for a file the test writes.
+      // Main thread only: --require preloads also run in the module loader's worker thread.
+      writeFileSync(
+        preload,
+        `if(!require('worker_threads').isMainThread)return;const fs=require('fs');const t=setInterval(()=>{if(fs.existsSync(${JSON.stringify(path.join(dir, 'go'))})){clearInterval(t);${code}}},50);t.unref();`,
+      );
+      try {
+        const server = await launchReady({ SHUTDOWN_DRAIN_MS: '100' }, preload);
+        writeFileSync(path.join(dir, 'go'), '');
+        expect(await server.exited).toBe(1);
+        expect(server.output()).toContain(logged);
+        expect(server.output()).toMatch(/shutdown complete/);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 
   it('exits non-zero at once on a second signal', async () => {
     const server = await launchReady({ SHUTDOWN_DRAIN_MS: '3000' });
-    const slow = request(`http://127.0.0.1:${server.port}`).get('/api/v1/_diag/slow?ms=5000').then(() => 'answered', () => 'cut');
+    const slow = request(`http://127.0.0.1:${server.port}`)
+      .get('/api/v1/_diag/slow?ms=5000')
+      .then(
+        () => 'answered',
+        () => 'cut',
+      );
     await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     server.child.kill('SIGTERM');
@@ -165,7 +184,9 @@ describe('the entry point, as `npm start` runs it', () => {
 
   it('exits non-zero when in-flight requests outlast SHUTDOWN_TIMEOUT_MS', async () => {
     const server = await launchReady({ SHUTDOWN_DRAIN_MS: '100', SHUTDOWN_TIMEOUT_MS: '500' });
-    void request(`http://127.0.0.1:${server.port}`).get('/api/v1/_diag/slow?ms=10000').catch(() => undefined);
+    void request(`http://127.0.0.1:${server.port}`)
+      .get('/api/v1/_diag/slow?ms=10000')
+      .catch(() => undefined);
     await new Promise((r) => setTimeout(r, 200));
     const t0 = Date.now();
     server.child.kill('SIGTERM');

@@ -20,7 +20,13 @@ describe('the account read cache', () => {
   it('MISS then HIT with the same body, private and no-store either way, without a database query on the hit', async () => {
     const account = await register(ctx.app);
     let queries = 0;
-    const db = { ...ctx.deps.db, query: ((...args: Parameters<typeof ctx.deps.db.query>) => { queries++; return ctx.deps.db.query(...args); }) as typeof ctx.deps.db.query };
+    const db = {
+      ...ctx.deps.db,
+      query: ((...args: Parameters<typeof ctx.deps.db.query>) => {
+        queries++;
+        return ctx.deps.db.query(...args);
+      }) as typeof ctx.deps.db.query,
+    };
     const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics: createMetrics() }));
 
     const first = await me(app, account.accessToken);

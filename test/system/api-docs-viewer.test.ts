@@ -27,7 +27,12 @@ async function realApp(): Promise<Express> {
 }
 afterAll(async () => ctx?.close());
 
-type OpenApiDocument = { servers?: { url?: string }[]; paths?: Record<string, Record<string, unknown>>; webhooks?: Record<string, Record<string, unknown>>; security?: unknown[] };
+type OpenApiDocument = {
+  servers?: { url?: string }[];
+  paths?: Record<string, Record<string, unknown>>;
+  webhooks?: Record<string, Record<string, unknown>>;
+  security?: unknown[];
+};
 type Operation = { parameters?: { required?: boolean; in?: string }[]; security?: unknown[]; requestBody?: unknown };
 
 interface DocumentOperation {
@@ -52,7 +57,8 @@ function operationsOf(doc: OpenApiDocument): DocumentOperation[] {
 
 /** An operation the browser can try without input or credentials: GET, nothing required. */
 function tryableOperation(doc: OpenApiDocument, ops: DocumentOperation[]): DocumentOperation | undefined {
-  const open = (security: unknown[] | undefined) => security === undefined || security.length === 0 || security.some((s) => s !== null && typeof s === 'object' && Object.keys(s).length === 0);
+  const open = (security: unknown[] | undefined) =>
+    security === undefined || security.length === 0 || security.some((s) => s !== null && typeof s === 'object' && Object.keys(s).length === 0);
   return ops.find(
     (op) =>
       op.method === 'get' &&
@@ -208,7 +214,10 @@ describe.skipIf(!CHROMIUM)(`api docs viewer in Chromium${CHROMIUM ? '' : ` [${NO
     expect(problems.consoleErrors, 'console errors').toEqual([]);
     expect(problems.consoleWarnings, 'console warnings').toEqual([]);
     // Nothing was requested from any other host (the policy would refuse it; nothing even tries).
-    expect(problems.requests.filter((url) => new URL(url).origin !== origin), 'requests to other hosts').toEqual([]);
+    expect(
+      problems.requests.filter((url) => new URL(url).origin !== origin),
+      'requests to other hosts',
+    ).toEqual([]);
   }
 
   it('renders every operation of the document, with no violation, error or failed load', async () => {
@@ -217,9 +226,13 @@ describe.skipIf(!CHROMIUM)(`api docs viewer in Chromium${CHROMIUM ? '' : ` [${NO
     expect(expected.length).toBeGreaterThan(0);
     // Wait until the last operation has been rendered, then compare the whole list.
     await expect.poll(async () => w.page.locator('.opblock').count()).toBeGreaterThanOrEqual(expected.length);
-    const rendered = await w.page.locator('.opblock').evaluateAll((blocks) =>
-      blocks.map((b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path')}`),
-    );
+    const rendered = await w.page
+      .locator('.opblock')
+      .evaluateAll((blocks) =>
+        blocks.map(
+          (b) => `${b.querySelector('.opblock-summary-method')?.textContent?.trim()} ${b.querySelector('.opblock-summary-path')?.getAttribute('data-path')}`,
+        ),
+      );
     // An operation with several tags is shown once per tag: compare the distinct operations.
     expect([...new Set(rendered)].sort()).toEqual([...new Set(expected)].sort());
     expect(rendered.length).toBeGreaterThanOrEqual(expected.length);
@@ -233,7 +246,10 @@ describe.skipIf(!CHROMIUM)(`api docs viewer in Chromium${CHROMIUM ? '' : ` [${NO
     const url = `${serverBase(doc)}${op!.path}`;
     const direct = await request(origin).get(url).expect(200);
     const w = await openViewer();
-    const block = w.page.locator(`.opblock-${op!.method}`).filter({ has: w.page.locator(`.opblock-summary-path[data-path="${op!.path}"]`) }).first();
+    const block = w.page
+      .locator(`.opblock-${op!.method}`)
+      .filter({ has: w.page.locator(`.opblock-summary-path[data-path="${op!.path}"]`) })
+      .first();
     await block.locator('.opblock-summary').first().click();
     await block.getByRole('button', { name: 'Try it out' }).click();
     const answer = w.page.waitForResponse((res) => res.url() === `${origin}${url}` && res.request().method() === op!.method.toUpperCase());

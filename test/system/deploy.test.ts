@@ -139,7 +139,13 @@ describe.skipIf(!CAN_RUN)(`deploy and rollback with PM2${CAN_RUN ? '' : ` [${REA
     // A release whose server cannot start: the deploy must put the previous one back.
     setVersion('0.2.0');
     const serverTs = path.join(source, 'src/server.ts');
-    writeFileSync(serverTs, readFileSync(serverTs, 'utf8').replace('async function main(): Promise<void> {', "async function main(): Promise<void> {\n  if (Date.now() > 0) throw new Error('deliberately broken release');"));
+    writeFileSync(
+      serverTs,
+      readFileSync(serverTs, 'utf8').replace(
+        'async function main(): Promise<void> {',
+        "async function main(): Promise<void> {\n  if (Date.now() > 0) throw new Error('deliberately broken release');",
+      ),
+    );
     const broken = deploy();
     expect(broken.status).toBe(1);
     expect(broken.stderr).toMatch(/rolled back to/);

@@ -22,10 +22,24 @@ interface Reply {
   body: string;
 }
 
-function call(port: number, method: string, urlPath: string, options: { body?: string | Buffer; headers?: Record<string, string>; localAddress?: string } = {}): Promise<Reply> {
+function call(
+  port: number,
+  method: string,
+  urlPath: string,
+  options: { body?: string | Buffer; headers?: Record<string, string>; localAddress?: string } = {},
+): Promise<Reply> {
   return new Promise((resolve, reject) => {
     const req = https.request(
-      { host: '127.0.0.1', port, method, path: urlPath, agent: false, rejectUnauthorized: false, localAddress: options.localAddress, headers: { ...(options.body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) } : {}), ...options.headers } },
+      {
+        host: '127.0.0.1',
+        port,
+        method,
+        path: urlPath,
+        agent: false,
+        rejectUnauthorized: false,
+        localAddress: options.localAddress,
+        headers: { ...(options.body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(options.body) } : {}), ...options.headers },
+      },
       (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
@@ -72,7 +86,10 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
     await nginx.start();
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
-      const ok = await call(httpsPort, 'GET', '/health/ready').then((r) => r.status === 200, () => false);
+      const ok = await call(httpsPort, 'GET', '/health/ready').then(
+        (r) => r.status === 200,
+        () => false,
+      );
       if (ok && app.instances().filter((i) => i.status === 'online').length === 2) break;
       await sleep(300);
     }
@@ -118,8 +135,20 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
     const reply = await call(httpsPort, 'GET', '/api/v1/items', { headers: { 'x-request-id': 'trace-through-nginx-1' } });
     expect(reply.status).toBe(200);
     const names = reply.raw.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
-    for (const header of ['strict-transport-security', 'content-security-policy', 'x-content-type-options', 'x-frame-options', 'referrer-policy', 'cross-origin-opener-policy', 'cross-origin-resource-policy', 'x-request-id']) {
-      expect(names.filter((n) => n === header), header).toHaveLength(1);
+    for (const header of [
+      'strict-transport-security',
+      'content-security-policy',
+      'x-content-type-options',
+      'x-frame-options',
+      'referrer-policy',
+      'cross-origin-opener-policy',
+      'cross-origin-resource-policy',
+      'x-request-id',
+    ]) {
+      expect(
+        names.filter((n) => n === header),
+        header,
+      ).toHaveLength(1);
     }
     expect(reply.headers['x-request-id']).toBe('trace-through-nginx-1');
     expect(reply.headers.server).toBe('nginx');
@@ -150,7 +179,9 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
 
   it('refuses floods at the edge with a JSON 429 (auth zone)', async () => {
     const replies = await Promise.all(
-      Array.from({ length: 60 }, () => call(httpsPort, 'POST', '/api/v1/auth/refresh', { body: JSON.stringify({ refreshToken: 'x' }), localAddress: '127.0.0.9' })),
+      Array.from({ length: 60 }, () =>
+        call(httpsPort, 'POST', '/api/v1/auth/refresh', { body: JSON.stringify({ refreshToken: 'x' }), localAddress: '127.0.0.9' }),
+      ),
     );
     const edge = replies.filter((r) => r.status === 429 && r.headers['retry-after'] === '1');
     expect(edge.length).toBeGreaterThan(0);
@@ -167,7 +198,7 @@ describe.skipIf(!CAN_RUN)(`through nginx to the PM2 cluster${CAN_RUN ? '' : ` [$
     expect((await call(httpsPort, 'GET', '/health', { localAddress: '127.0.0.5' })).status).toBe(200);
   });
 
-  it('answers an oversized body with nginx\'s JSON 413', async () => {
+  it("answers an oversized body with nginx's JSON 413", async () => {
     const reply = await call(httpsPort, 'POST', '/api/v1/items', { body: JSON.stringify({ name: 'x'.repeat(150 * 1024) }) });
     expectNginxJson(reply, 413, 'payload_too_large');
     expect(reply.headers['strict-transport-security']).toBeDefined();

@@ -64,7 +64,12 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     const pids = new Set<number>();
     for (let i = 0; i < 12; i++) pids.add((await fresh(port, 'GET', '/api/v1/_diag/whoami')).json().pid);
     expect(pids.size).toBe(2);
-    expect([...pids].sort()).toEqual(app.instances().map((i) => i.pid).sort());
+    expect([...pids].sort()).toEqual(
+      app
+        .instances()
+        .map((i) => i.pid)
+        .sort(),
+    );
   });
 
   it('starts every worker with the V8 heap settings of ecosystem.config.js', () => {
@@ -120,7 +125,9 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     const reloadMs = Date.now() - t0;
     const result = await load;
     const pidsAfter = app.instances().map((i) => i.pid);
-    console.log(`pm2 reload under load: ${result.requests.total} requests, ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx, reload took ${reloadMs} ms`);
+    console.log(
+      `pm2 reload under load: ${result.requests.total} requests, ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx, reload took ${reloadMs} ms`,
+    );
     expect(pidsAfter.some((p) => pidsBefore.includes(p))).toBe(false); // every worker was replaced
     expect(result.requests.total).toBeGreaterThan(1000);
     expect(result.errors).toBe(0);
@@ -139,16 +146,20 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     expect(reply.status).toBe(200);
     expect(reply.json()).toEqual({ sleptMs: 3000 });
     const exitMs: number[] = [];
-    await waitFor('workers to exit', () => {
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 0);
-        } catch {
-          if (exitMs.length < pids.length && !exitMs.includes(pid)) exitMs.push(pid);
+    await waitFor(
+      'workers to exit',
+      () => {
+        for (const pid of pids) {
+          try {
+            process.kill(pid, 0);
+          } catch {
+            if (exitMs.length < pids.length && !exitMs.includes(pid)) exitMs.push(pid);
+          }
         }
-      }
-      return exitMs.length === pids.length;
-    }, 20_000);
+        return exitMs.length === pids.length;
+      },
+      20_000,
+    );
     const elapsed = Date.now() - t0;
     console.log(`SIGTERM to exit: ${elapsed} ms for both workers (drain 1000 ms, slowest request 3000 ms)`);
     expect(elapsed).toBeLessThan(11_000); // inside kill_timeout: they left by themselves

@@ -23,7 +23,11 @@ function tableRows(markdown: string): Row[] {
   for (const line of markdown.split('\n')) {
     if (line.trimStart().startsWith('```')) inCode = !inCode;
     if (inCode || !line.trimStart().startsWith('|')) continue;
-    const cells = line.trim().replace(/^\||\|$/g, '').split('|').map((c) => c.trim());
+    const cells = line
+      .trim()
+      .replace(/^\||\|$/g, '')
+      .split('|')
+      .map((c) => c.trim());
     const names = [...cells[0]!.matchAll(/`([A-Za-z_][A-Za-z0-9_]*)`/g)].map((m) => m[1]!);
     if (names.length > 0) rows.push({ names, cells });
   }
@@ -55,17 +59,28 @@ function collect(into: Map<string, Set<string>>, file: string, text: string, pat
 function readInSource(): Map<string, Set<string>> {
   const found = new Map<string, Set<string>>();
   for (const file of filesUnder('src', '.ts')) {
-    collect(found, file, read(file), [
-      /process\.env\.([A-Za-z_]\w*)/g,
-      /process\.env\[\s*['"`]([A-Za-z_]\w*)['"`]\s*\]/g,
-      /(?<![\w.$])env\.([A-Za-z_]\w*)/g,
-    ]);
+    collect(found, file, read(file), [/process\.env\.([A-Za-z_]\w*)/g, /process\.env\[\s*['"`]([A-Za-z_]\w*)['"`]\s*\]/g, /(?<![\w.$])env\.([A-Za-z_]\w*)/g]);
   }
   return found;
 }
 
 // Shell variables that are not configuration.
-const SHELL_BUILTINS = new Set(['BASH_SOURCE', 'SECONDS', 'HOME', 'PATH', 'PWD', 'OLDPWD', 'RANDOM', 'LINENO', 'FUNCNAME', 'IFS', 'UID', 'EUID', 'OPTARG', 'OPTIND']);
+const SHELL_BUILTINS = new Set([
+  'BASH_SOURCE',
+  'SECONDS',
+  'HOME',
+  'PATH',
+  'PWD',
+  'OLDPWD',
+  'RANDOM',
+  'LINENO',
+  'FUNCNAME',
+  'IFS',
+  'UID',
+  'EUID',
+  'OPTARG',
+  'OPTIND',
+]);
 
 function uncommented(text: string): string {
   return text
@@ -200,7 +215,10 @@ describe('docs/configuration.md', () => {
       if (literal === undefined) {
         // Only "nothing" may be written as prose; a real value must be a literal to compare.
         const applied = property(base);
-        expect(applied === undefined || (Array.isArray(applied) && applied.length === 0), `${name}: default ${JSON.stringify(applied)} must be documented as a \`literal\``).toBe(true);
+        expect(
+          applied === undefined || (Array.isArray(applied) && applied.length === 0),
+          `${name}: default ${JSON.stringify(applied)} must be documented as a \`literal\``,
+        ).toBe(true);
         expect(defaultCell, `${name}: an absent default is documented as "unset..." or "same as..."`).toMatch(/^(unset|same as)\b/);
         continue;
       }
@@ -211,7 +229,9 @@ describe('docs/configuration.md', () => {
   });
 
   it('says which variables production requires and which it refuses', () => {
-    expect(PRODUCTION_REQUIRED).toEqual(expect.arrayContaining(['REDIS_URL', 'DATABASE_URL', 'JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET', 'CORS_ORIGINS', 'TRUST_PROXY']));
+    expect(PRODUCTION_REQUIRED).toEqual(
+      expect.arrayContaining(['REDIS_URL', 'DATABASE_URL', 'JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET', 'CORS_ORIGINS', 'TRUST_PROXY']),
+    );
     for (const name of CONFIG_VARIABLES) {
       const production = rowOf(name).cells[3]!;
       expect(/^required\b/.test(production), `${name}: production column "${production}"`).toBe(PRODUCTION_REQUIRED.includes(name));

@@ -47,7 +47,10 @@ describe('loadConfig', () => {
   it('lists every missing production variable at once', () => {
     const problems = problemsOf({ NODE_ENV: 'production' });
     for (const name of ['REDIS_URL', 'DATABASE_URL', 'JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET', 'CORS_ORIGINS', 'TRUST_PROXY']) {
-      expect(problems.some((p) => p.startsWith(`${name}:`)), `${name} reported`).toBe(true);
+      expect(
+        problems.some((p) => p.startsWith(`${name}:`)),
+        `${name} reported`,
+      ).toBe(true);
     }
     expect(problems.length).toBeGreaterThanOrEqual(6);
   });
@@ -60,12 +63,8 @@ describe('loadConfig', () => {
   });
 
   it('refuses weak and identical secrets in every environment', () => {
-    expect(problemsOf({ JWT_ACCESS_SECRET: 'short', JWT_REFRESH_SECRET: SECRET_B })).toEqual([
-      'JWT_ACCESS_SECRET: must be at least 32 bytes (got 5)',
-    ]);
-    expect(problemsOf({ ...PRODUCTION_OK, JWT_REFRESH_SECRET: SECRET_A })).toEqual([
-      'JWT_REFRESH_SECRET: must differ from JWT_ACCESS_SECRET',
-    ]);
+    expect(problemsOf({ JWT_ACCESS_SECRET: 'short', JWT_REFRESH_SECRET: SECRET_B })).toEqual(['JWT_ACCESS_SECRET: must be at least 32 bytes (got 5)']);
+    expect(problemsOf({ ...PRODUCTION_OK, JWT_REFRESH_SECRET: SECRET_A })).toEqual(['JWT_REFRESH_SECRET: must differ from JWT_ACCESS_SECRET']);
   });
 
   it('never echoes a secret in its messages', () => {

@@ -59,17 +59,46 @@ function candidates(schema: AnySchema, inBody: boolean): unknown[] {
   const wrongTypes: unknown[] = inBody ? [null, 5, true, { $gt: '' }, ['a']] : [];
   switch (schema.kind) {
     case 'string': {
-      if (schema.format === 'email') return ['ada@example.com', 'Ada.Lovelace+x@mail.example.org', 'not-an-email', 'a@', '@b.co', `${text(250)}@x.com`, '', ...wrongTypes];
+      if (schema.format === 'email')
+        return ['ada@example.com', 'Ada.Lovelace+x@mail.example.org', 'not-an-email', 'a@', '@b.co', `${text(250)}@x.com`, '', ...wrongTypes];
       if (schema.format === 'uuid') {
         const id = randomUUID();
-        return [id, id.toUpperCase(), '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff', '6ba7b810-9dad-11d1-80b4-00c04fd430c8',
-          '017f22e2-79b0-7cc3-98c4-dc0c0c07398f', '6ba7b810-9dad-01d1-80b4-00c04fd430c8', '6ba7b810-9dad-91d1-80b4-00c04fd430c8', '6ba7b810-9dad-41d1-c0b4-00c04fd430c8',
-          id.replace(/-/g, ''), `${id} `, ` ${id}`, `{${id}}`, 'not-a-uuid', '', ...wrongTypes];
+        return [
+          id,
+          id.toUpperCase(),
+          '00000000-0000-0000-0000-000000000000',
+          'ffffffff-ffff-ffff-ffff-ffffffffffff',
+          '6ba7b810-9dad-11d1-80b4-00c04fd430c8',
+          '017f22e2-79b0-7cc3-98c4-dc0c0c07398f',
+          '6ba7b810-9dad-01d1-80b4-00c04fd430c8',
+          '6ba7b810-9dad-91d1-80b4-00c04fd430c8',
+          '6ba7b810-9dad-41d1-c0b4-00c04fd430c8',
+          id.replace(/-/g, ''),
+          `${id} `,
+          ` ${id}`,
+          `{${id}}`,
+          'not-a-uuid',
+          '',
+          ...wrongTypes,
+        ];
       }
       const { minLength: min, maxLength: max } = schema;
       return [
-        text(min), text(max), text(max + 1), text(min - 1), '', ' ', '   ', ` ${text(Math.max(min, 1))} `, ` ${text(max)}`, '😀'.repeat(max), '😀'.repeat(max + 1),
-        'café au lait', 'line\nbreak', 'a\uFE0F', ...wrongTypes,
+        text(min),
+        text(max),
+        text(max + 1),
+        text(min - 1),
+        '',
+        ' ',
+        '   ',
+        ` ${text(Math.max(min, 1))} `,
+        ` ${text(max)}`,
+        '😀'.repeat(max),
+        '😀'.repeat(max + 1),
+        'café au lait',
+        'line\nbreak',
+        'a\uFE0F',
+        ...wrongTypes,
       ];
     }
     case 'enum':
@@ -87,8 +116,15 @@ function candidates(schema: AnySchema, inBody: boolean): unknown[] {
     case 'boolean':
       return inBody ? [true, false, 'true', 0, null] : ['true', 'false', 'yes', ''];
     case 'array':
-      return [[], [sample(schema.items)], Array.from({ length: schema.maxItems }, () => sample(schema.items)), Array.from({ length: schema.maxItems + 1 }, () => sample(schema.items)),
-        ...candidates(schema.items, true).map((v) => [v]), 'a,b', null];
+      return [
+        [],
+        [sample(schema.items)],
+        Array.from({ length: schema.maxItems }, () => sample(schema.items)),
+        Array.from({ length: schema.maxItems + 1 }, () => sample(schema.items)),
+        ...candidates(schema.items, true).map((v) => [v]),
+        'a,b',
+        null,
+      ];
     default:
       return [];
   }
@@ -135,7 +171,10 @@ describe('every route is described, once', () => {
   it('has no route on the app that the module list did not declare (nothing added beside the mechanism)', () => {
     const app = inertApp(config);
     const declared = new Set(mountedRoutes(app).map((m) => `${m.route.method} ${m.path}`));
-    interface RouteLike { path: string; methods: Record<string, boolean> }
+    interface RouteLike {
+      path: string;
+      methods: Record<string, boolean>;
+    }
     const onApp = app.router.stack
       .map((layer) => layer.route as unknown as RouteLike | undefined)
       .filter((r): r is RouteLike => r !== undefined && !r.methods._all)
@@ -151,7 +190,11 @@ describe.each(withInput.map((m) => [label(m), m] as const))('%s: validator and d
   for (const location of ['params', 'query'] as const) {
     const fields: Fields = route[location] ?? {};
     for (const [name, schema] of Object.entries(fields)) {
-      const others = Object.fromEntries(Object.entries(fields).filter(([n, f]) => n !== name && !f.optional).map(([n, f]) => [n, String(sample(f))]));
+      const others = Object.fromEntries(
+        Object.entries(fields)
+          .filter(([n, f]) => n !== name && !f.optional)
+          .map(([n, f]) => [n, String(sample(f))]),
+      );
       it.each(candidates(schema, false).map((v) => [JSON.stringify(v), v]))(`${location}.${name} = %s`, async (_v, value) => {
         const r = { body: validBody(route), [location]: { ...others, [name]: value } };
         expect(await chainsAccept(route, r)).toBe(describedAccepts(schema, asDescribed(schema, value)));
@@ -194,39 +237,49 @@ describe.each(withInput.map((m) => [label(m), m] as const))('%s: validator and d
   }
 });
 
-describe.each(withInput.filter((m) => m.route.params || m.route.query).map((m) => [label(m), m] as const))('%s: the fast path answers as the chains do', (_name, mounted) => {
-  const { route } = mounted;
-  const validator = compileValidator(route);
-  const chains = async (r: Partial<FakeRequest>) => {
-    const outcome = await validator.run(fakeRequest({ body: validBody(route), ...r }));
-    return 'input' in outcome ? { params: outcome.input.params, query: outcome.input.query } : undefined;
-  };
-  const usual: Partial<FakeRequest>[] = [];
-  const all: Partial<FakeRequest>[] = [];
-  const requiredOf = (fields: Fields = {}) => Object.fromEntries(Object.entries(fields).filter(([, f]) => !f.optional).map(([n, f]) => [n, String(sample(f))]));
-  const baseline = { params: requiredOf(route.params), query: requiredOf(route.query) };
-  usual.push(baseline, { ...baseline, query: { ...baseline.query, unrelated: 'ignored' } });
-  for (const location of ['params', 'query'] as const) {
-    for (const [name, schema] of Object.entries(route[location] ?? {})) {
-      const typical =
-        schema.kind === 'enum' ? [...schema.values]
-        : schema.kind === 'integer' ? [String(schema.minimum), String(schema.maximum)]
-        : schema.kind === 'string' ? [String(sample(schema)), ...(schema.format ? [] : ['café au lait'.slice(0, schema.maxLength)])]
-        : [];
-      for (const value of typical) usual.push({ ...baseline, [location]: { ...baseline[location], [name]: value } });
-      for (const value of candidates(schema, false)) all.push({ ...baseline, [location]: { ...baseline[location], [name]: value } });
+describe.each(withInput.filter((m) => m.route.params || m.route.query).map((m) => [label(m), m] as const))(
+  '%s: the fast path answers as the chains do',
+  (_name, mounted) => {
+    const { route } = mounted;
+    const validator = compileValidator(route);
+    const chains = async (r: Partial<FakeRequest>) => {
+      const outcome = await validator.run(fakeRequest({ body: validBody(route), ...r }));
+      return 'input' in outcome ? { params: outcome.input.params, query: outcome.input.query } : undefined;
+    };
+    const usual: Partial<FakeRequest>[] = [];
+    const all: Partial<FakeRequest>[] = [];
+    const requiredOf = (fields: Fields = {}) =>
+      Object.fromEntries(
+        Object.entries(fields)
+          .filter(([, f]) => !f.optional)
+          .map(([n, f]) => [n, String(sample(f))]),
+      );
+    const baseline = { params: requiredOf(route.params), query: requiredOf(route.query) };
+    usual.push(baseline, { ...baseline, query: { ...baseline.query, unrelated: 'ignored' } });
+    for (const location of ['params', 'query'] as const) {
+      for (const [name, schema] of Object.entries(route[location] ?? {})) {
+        const typical =
+          schema.kind === 'enum'
+            ? [...schema.values]
+            : schema.kind === 'integer'
+              ? [String(schema.minimum), String(schema.maximum)]
+              : schema.kind === 'string'
+                ? [String(sample(schema)), ...(schema.format ? [] : ['café au lait'.slice(0, schema.maxLength)])]
+                : [];
+        for (const value of typical) usual.push({ ...baseline, [location]: { ...baseline[location], [name]: value } });
+        for (const value of candidates(schema, false)) all.push({ ...baseline, [location]: { ...baseline[location], [name]: value } });
+      }
     }
-  }
 
-  it.each(usual.map((r) => [JSON.stringify(r), r]))('takes %s, converting as the chains do', async (_r, r) => {
-    const fast = validator.fast(fakeRequest(r));
-    expect(fast).toBeDefined();
-    expect(await chains(r)).toEqual(fast);
-  });
+    it.each(usual.map((r) => [JSON.stringify(r), r]))('takes %s, converting as the chains do', async (_r, r) => {
+      const fast = validator.fast(fakeRequest(r));
+      expect(fast).toBeDefined();
+      expect(await chains(r)).toEqual(fast);
+    });
 
-  it.each(all.map((r) => [JSON.stringify(r), r]))('never answers otherwise than the chains: %s', async (_r, r) => {
-    const fast = validator.fast(fakeRequest(r));
-    if (fast !== undefined) expect(await chains(r)).toEqual(fast);
-  });
-});
-
+    it.each(all.map((r) => [JSON.stringify(r), r]))('never answers otherwise than the chains: %s', async (_r, r) => {
+      const fast = validator.fast(fakeRequest(r));
+      if (fast !== undefined) expect(await chains(r)).toEqual(fast);
+    });
+  },
+);

@@ -19,8 +19,22 @@ describe('series()', () => {
   it('stops at an error passed to next, thrown, or rejected', async () => {
     const boom = new Error('boom');
     expect(await run([(_q, _s, n) => n(boom), (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
-    expect(await run([() => { throw boom; }, (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
-    expect(await run([async () => { throw boom; }, (_q, _s, n) => n()])).toEqual([0, ['next', boom]]);
+    expect(
+      await run([
+        () => {
+          throw boom;
+        },
+        (_q, _s, n) => n(),
+      ]),
+    ).toEqual([0, ['next', boom]]);
+    expect(
+      await run([
+        async () => {
+          throw boom;
+        },
+        (_q, _s, n) => n(),
+      ]),
+    ).toEqual([0, ['next', boom]]);
   });
 
   it("hands next('route') and next('router') to the enclosing router", async () => {
@@ -30,7 +44,10 @@ describe('series()', () => {
 
   it('does nothing more when a handler answers without calling next', async () => {
     const calls: unknown[] = [];
-    series((_q, _s, _n) => calls.push('answered'), () => calls.push('never'))({} as Request, {} as Response, (() => calls.push('next')) as NextFunction);
+    series(
+      (_q, _s, _n) => calls.push('answered'),
+      () => calls.push('never'),
+    )({} as Request, {} as Response, (() => calls.push('next')) as NextFunction);
     await new Promise((r) => setImmediate(r));
     expect(calls).toEqual(['answered']);
   });

@@ -12,10 +12,14 @@ const production = describeApi({ NODE_ENV: 'test', API_DOCS: 'true' });
 const withDiagnostics = describeApi({ NODE_ENV: 'test', API_DOCS: 'true', ENABLE_DIAGNOSTIC_ROUTES: 'true' });
 
 type Operation = { operationId: string; responses: Record<string, { content?: Record<string, { schema?: { allOf?: unknown[] } }> }> };
-const operations = (doc: Record<string, unknown>) => Object.values(doc.paths as Record<string, Record<string, Operation>>).flatMap((item) => Object.values(item));
+const operations = (doc: Record<string, unknown>) =>
+  Object.values(doc.paths as Record<string, Record<string, Operation>>).flatMap((item) => Object.values(item));
 
 describe('the OpenAPI document', () => {
-  it.each([['as served by default', production], ['with the diagnostic routes', withDiagnostics]])('is valid OpenAPI 3.1 %s', async (_name, doc) => {
+  it.each([
+    ['as served by default', production],
+    ['with the diagnostic routes', withDiagnostics],
+  ])('is valid OpenAPI 3.1 %s', async (_name, doc) => {
     const { Validator } = await import('@seriousme/openapi-schema-validator');
     const validator = new Validator();
     const result = await validator.validate(structuredClone(doc));
@@ -31,7 +35,8 @@ describe('the OpenAPI document', () => {
   it('lists, per status, only error codes the catalogue gives that status', () => {
     for (const op of operations(withDiagnostics)) {
       for (const [status, response] of Object.entries(op.responses)) {
-        const branch = response.content?.['application/json']?.schema?.allOf?.[1] as { properties: { error: { properties: { code: { enum: string[] } } } } } | undefined;
+        const branch = response.content?.['application/json']?.schema?.allOf?.[1] as
+          { properties: { error: { properties: { code: { enum: string[] } } } } } | undefined;
         for (const code of branch?.properties.error.properties.code.enum ?? []) {
           expect(ERROR_CATALOGUE[code as keyof typeof ERROR_CATALOGUE].status, `${op.operationId} ${status} ${code}`).toBe(Number(status));
         }

@@ -21,7 +21,10 @@ const tokens = (description: string, body = tokenResponse): ResponseDeclaration 
 export const authModule = defineModule({
   name: 'auth',
   base: '/api/v1/auth',
-  tag: { name: 'Auth', description: 'Accounts, sessions and tokens: access tokens are short-lived JWTs; refresh tokens are opaque, rotated on every use, with reuse detection.' },
+  tag: {
+    name: 'Auth',
+    description: 'Accounts, sessions and tokens: access tokens are short-lived JWTs; refresh tokens are opaque, rotated on every use, with reuse detection.',
+  },
   routes: ({ db, tokens: accessTokens, sessions, logger, limiter }) => {
     const startSession = async (user: User) => {
       const { sessionId, refreshToken } = await sessions.create(user.id);
@@ -35,7 +38,8 @@ export const authModule = defineModule({
         path: '/register',
         operationId: 'register',
         summary: 'Create an account and start a session',
-        description: 'Emails are unique regardless of case (stored lower-cased): an address already registered is 409. The answer carries the first session\'s tokens.',
+        description:
+          "Emails are unique regardless of case (stored lower-cased): an address already registered is 409. The answer carries the first session's tokens.",
         access: 'public',
         limit: limiter('register', 'REGISTER'),
         body: registerBody,
@@ -107,7 +111,8 @@ export const authModule = defineModule({
         path: '/password',
         operationId: 'changePassword',
         summary: 'Change the password; every other session ends',
-        description: 'Requires the current password. Every session of the user is revoked, the calling one included, and the caller continues in a fresh session whose tokens are in the answer. A wrong current password is 401 invalid_credentials and counts toward the limit.',
+        description:
+          'Requires the current password. Every session of the user is revoked, the calling one included, and the caller continues in a fresh session whose tokens are in the answer. A wrong current password is 401 invalid_credentials and counts toward the limit.',
         access: 'bearer',
         // Guessing the current password through this route is a login attempt: same limit, per user.
         limit: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true, keyedBy: 'user (client IP without a valid token)' }),

@@ -11,13 +11,20 @@ const email = s.string({
   example: 'ada@example.com',
 });
 /** Taken exactly as typed: never trimmed. */
-const newPassword = s.string({ minLength: PASSWORD_MIN_LENGTH, maxLength: PASSWORD_MAX_LENGTH, description: 'Taken exactly as typed (no trimming).', example: 'correct horse battery staple' });
+const newPassword = s.string({
+  minLength: PASSWORD_MIN_LENGTH,
+  maxLength: PASSWORD_MAX_LENGTH,
+  description: 'Taken exactly as typed (no trimming).',
+  example: 'correct horse battery staple',
+});
 // No minimum on a presented password: one set under older rules must still be able to log in.
 const presentedPassword = s.string({ minLength: 1, maxLength: PASSWORD_MAX_LENGTH, example: 'correct horse battery staple' });
 
 export const registerBody = s.object({ email, password: newPassword, name: s.optional(displayName) });
 export const loginBody = s.object({ email, password: presentedPassword });
-export const refreshBody = s.object({ refreshToken: s.string({ minLength: 1, maxLength: 512, description: 'The refresh token last issued for this session.' }) });
+export const refreshBody = s.object({
+  refreshToken: s.string({ minLength: 1, maxLength: 512, description: 'The refresh token last issued for this session.' }),
+});
 export const changePasswordBody = s.object({ currentPassword: presentedPassword, newPassword });
 export const emptyBody = s.object({}, { description: 'No fields (an empty object, or no body at all).' });
 

@@ -36,7 +36,8 @@ export const diagModule = defineModule({
       path: '/boom',
       operationId: 'diagBoom',
       summary: 'Throw: the error handler must answer 500 internal_error, revealing nothing',
-      description: 'Throws an error whose message holds a file path and a password: the answer must be the generic 500 envelope, and the log must not hold the password.',
+      description:
+        'Throws an error whose message holds a file path and a password: the answer must be the generic 500 envelope, and the log must not hold the password.',
       access: 'public',
       responses: {},
       handler: () => {

@@ -24,9 +24,12 @@ export const docsModule = defineModule({
         path: DOCUMENT_PATH,
         operationId: 'openApiDocument',
         summary: 'This OpenAPI 3.1 document',
-        description: 'Built from the route declarations of the modules this server mounts: every operation, parameter, body, status, header and error code. Feed it to client generators, gateways and contract tests.',
+        description:
+          'Built from the route declarations of the modules this server mounts: every operation, parameter, body, status, header and error code. Feed it to client generators, gateways and contract tests.',
         access: 'public',
-        responses: { 200: { description: 'The document', body: s.raw({ type: 'object', description: 'An OpenAPI 3.1 document.' }), headers: ['Cache-Control'] } },
+        responses: {
+          200: { description: 'The document', body: s.raw({ type: 'object', description: 'An OpenAPI 3.1 document.' }), headers: ['Cache-Control'] },
+        },
         handler: (_input, _req, res) => {
           // Built once, on first request: every module is mounted by then.
           text ??= JSON.stringify(document());

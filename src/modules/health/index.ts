@@ -28,7 +28,8 @@ export const healthModule = defineModule({
         path: '/',
         operationId: 'health',
         summary: 'Is this process taking traffic?',
-        description: 'For load balancers and readiness probes. Touches no dependency: a Redis or database outage never takes every instance out of rotation. 503 once shutdown has begun.',
+        description:
+          'For load balancers and readiness probes. Touches no dependency: a Redis or database outage never takes every instance out of rotation. 503 once shutdown has begun.',
         access: 'public',
         responses: {
           200: { description: 'Taking traffic', body: healthStatus, headers: ['Cache-Control'] },
@@ -83,11 +84,17 @@ export const healthModule = defineModule({
         path: '/detailed',
         operationId: 'healthReport',
         summary: 'Per-component health report',
-        description: 'Redis and database round trips (warn above 50 and 100 ms), event-loop lag, memory, uptime, version. In production only from OPS_ALLOWED_ADDRESSES or with the ops token.',
+        description:
+          'Redis and database round trips (warn above 50 and 100 ms), event-loop lag, memory, uptime, version. In production only from OPS_ALLOWED_ADDRESSES or with the ops token.',
         access: 'ops',
         responses: {
           200: { description: 'pass or warn: serving', body: healthReport, contentType: HEALTH_JSON, headers: ['Cache-Control'] },
-          503: { description: 'fail: a dependency is down or the process is draining', body: healthReport, contentType: HEALTH_JSON, headers: ['Cache-Control'] },
+          503: {
+            description: 'fail: a dependency is down or the process is draining',
+            body: healthReport,
+            contentType: HEALTH_JSON,
+            headers: ['Cache-Control'],
+          },
         },
         handler: async (_input, _req, res) => {
           noStore(res);
@@ -100,7 +107,10 @@ export const healthModule = defineModule({
             version,
           });
           // warn is still serving: 200; fail is 503.
-          res.status(report.status === 'fail' ? 503 : 200).type(HEALTH_JSON).send(JSON.stringify(report.body));
+          res
+            .status(report.status === 'fail' ? 503 : 200)
+            .type(HEALTH_JSON)
+            .send(JSON.stringify(report.body));
         },
       }),
     ];

@@ -70,14 +70,24 @@ export function healthReport({ redis, database, draining, uptimeSeconds, version
   const checks: Record<string, Check[]> = {
     redis: [dependency('redis', redis, WARN_THRESHOLDS.redisMs)],
     database: [dependency('database', database, WARN_THRESHOLDS.databaseMs)],
-    'eventloop:lag': [{ componentType: 'system', observedValue: lag, observedUnit: 'ms', status: lag > WARN_THRESHOLDS.eventLoopLagMs ? 'warn' : 'pass', time }],
+    'eventloop:lag': [
+      { componentType: 'system', observedValue: lag, observedUnit: 'ms', status: lag > WARN_THRESHOLDS.eventLoopLagMs ? 'warn' : 'pass', time },
+    ],
     'memory:heapUsed': [
-      { componentType: 'system', observedValue: memory.heapUsed, observedUnit: 'bytes', status: memory.heapUsed > heapLimit * WARN_THRESHOLDS.heapRatio ? 'warn' : 'pass', time },
+      {
+        componentType: 'system',
+        observedValue: memory.heapUsed,
+        observedUnit: 'bytes',
+        status: memory.heapUsed > heapLimit * WARN_THRESHOLDS.heapRatio ? 'warn' : 'pass',
+        time,
+      },
     ],
     'memory:rss': [{ componentType: 'system', observedValue: memory.rss, observedUnit: 'bytes', status: 'pass', time }],
     uptime: [{ componentType: 'system', observedValue: uptimeSeconds, observedUnit: 's', status: 'pass', time }],
   };
-  const all = Object.values(checks).flat().map((c) => c.status);
+  const all = Object.values(checks)
+    .flat()
+    .map((c) => c.status);
   const status: Status = draining || all.includes('fail') ? 'fail' : all.includes('warn') ? 'warn' : 'pass';
   return {
     status,

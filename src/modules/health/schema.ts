@@ -14,14 +14,17 @@ export const readiness = s.named(
   }),
 );
 
-const check = s.named('HealthCheck', s.object({
-  componentType: s.enum(['datastore', 'system']),
-  observedValue: s.optional(s.number({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
-  observedUnit: s.enum(['ms', 'bytes', 's']),
-  status,
-  time: s.string({ format: 'date-time', maxLength: 40 }),
-  output: s.optional(s.string({ maxLength: 200, description: 'Why the component is not passing (never a URL or credential).' })),
-}));
+const check = s.named(
+  'HealthCheck',
+  s.object({
+    componentType: s.enum(['datastore', 'system']),
+    observedValue: s.optional(s.number({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
+    observedUnit: s.enum(['ms', 'bytes', 's']),
+    status,
+    time: s.string({ format: 'date-time', maxLength: 40 }),
+    output: s.optional(s.string({ maxLength: 200, description: 'Why the component is not passing (never a URL or credential).' })),
+  }),
+);
 
 /** The IETF health-check draft's shape (application/health+json). */
 export const healthReport = s.named(

@@ -104,10 +104,7 @@ export async function updateItem(db: Queryable, id: string, input: ItemInput): P
     params.push(value);
     sets.push(`${column} = $${params.length}`);
   }
-  const { rows } = await db.query<ItemRow>(
-    `UPDATE items SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`,
-    params,
-  );
+  const { rows } = await db.query<ItemRow>(`UPDATE items SET ${[...sets, 'updated_at = now()'].join(', ')} WHERE id = $1 RETURNING ${COLUMNS}`, params);
   return rows[0] ? toItem(rows[0]) : undefined;
 }
 

@@ -33,7 +33,8 @@ export const usersModule = defineModule({
       path: '/me',
       operationId: 'getMe',
       summary: "The caller's account",
-      description: 'Served from a per-user cache entry after authentication and the revocation check; a change made through PATCH is seen by the next read on every worker.',
+      description:
+        'Served from a per-user cache entry after authentication and the revocation check; a change made through PATCH is seen by the next read on every worker.',
       access: 'bearer',
       // The most frequent authenticated read: a hit costs no database query.
       cache: { name: 'users:me', ttlMs: PROFILE_TTL_MS, audience: 'user', namespaces: ({ auth }) => [profileNamespace(auth.sub)], key: () => 'me' },

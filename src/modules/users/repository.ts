@@ -50,10 +50,7 @@ export async function createUser(db: Queryable, input: { email: string; password
 
 /** The user and their password hash, for login only. */
 export async function findCredentials(db: Queryable, email: string): Promise<{ user: User; passwordHash: string } | undefined> {
-  const { rows } = await db.query<UserRow>(
-    'SELECT id, email, name, password_hash, created_at FROM users WHERE lower(email) = $1',
-    [normaliseEmail(email)],
-  );
+  const { rows } = await db.query<UserRow>('SELECT id, email, name, password_hash, created_at FROM users WHERE lower(email) = $1', [normaliseEmail(email)]);
   const row = rows[0];
   return row ? { user: toUser(row), passwordHash: row.password_hash } : undefined;
 }
