@@ -37,17 +37,22 @@ describe('with dependencies up', () => {
     expect(res.headers['content-type']).toMatch(/^application\/health\+json/);
     expect(res.headers['cache-control']).toBe('no-store');
     const body = JSON.parse(res.text);
-    expect(body.status).toBe('pass');
+    // Up and serving: pass, or warn when this shared machine is busy enough to cross a round-trip
+    // or event-loop threshold (the thresholds themselves are tested below with slowed
+    // dependencies). Never fail.
+    expect(['pass', 'warn']).toContain(body.status);
     expect(body.version).toMatch(/^\d+\.\d+\.\d+/);
     for (const name of ['redis', 'database']) {
-      expect(body.checks[name][0]).toMatchObject({ status: 'pass', observedUnit: 'ms' });
+      expect(['pass', 'warn']).toContain(body.checks[name][0].status);
+      expect(body.checks[name][0]).toMatchObject({ observedUnit: 'ms' });
       expect(typeof body.checks[name][0].observedValue).toBe('number');
     }
   });
 
   it('reports event-loop lag, heap, RSS and uptime with units', async () => {
     const body = JSON.parse((await request(ctx.app).get('/health/detailed')).text);
-    expect(body.checks['eventloop:lag'][0]).toMatchObject({ observedUnit: 'ms', status: 'pass' });
+    expect(body.checks['eventloop:lag'][0]).toMatchObject({ observedUnit: 'ms' });
+    expect(['pass', 'warn']).toContain(body.checks['eventloop:lag'][0].status);
     expect(body.checks['memory:heapUsed'][0]).toMatchObject({ observedUnit: 'bytes' });
     expect(body.checks['memory:rss'][0].observedValue).toBeGreaterThan(0);
     expect(body.checks.uptime[0].observedUnit).toBe('s');
