@@ -124,3 +124,13 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
 export async function createCacheDownContext(): Promise<TestContext> {
   return createTestContext({ env: { CACHE_REDIS_URL: `redis://127.0.0.1:${await freePort()}` }, app: { metrics: createMetrics() } });
 }
+
+/** The same database, counting the queries sent through it (to prove a cache hit sends none). */
+export function countingDatabase(db: Dependencies['db']): { db: Dependencies['db']; queries: () => number } {
+  let queries = 0;
+  const query = ((...args: Parameters<typeof db.query>) => {
+    queries++;
+    return db.query(...args);
+  }) as typeof db.query;
+  return { db: { ...db, query }, queries: () => queries };
+}

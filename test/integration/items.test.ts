@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { createMetrics } from '../../src/lib/metrics';
-import { createCacheDownContext, createTestContext, type TestContext } from '../helpers/app';
+import { countingDatabase, createCacheDownContext, createTestContext, type TestContext } from '../helpers/app';
 import { register, type Account } from '../helpers/auth';
 import { seedItems } from '../helpers/seed';
 
@@ -229,20 +229,13 @@ describe('response cache', () => {
   it('computes concurrent misses once per process, and counts hits and misses', async () => {
     const tag = `st-${randomUUID().slice(0, 8)}`;
     await seedItems(ctx.deps.db, owner.userId, [{ name: 'herd', price: 1, tags: [tag] }]);
-    let queries = 0;
-    const db = {
-      ...ctx.deps.db,
-      query: ((...args: Parameters<typeof ctx.deps.db.query>) => {
-        queries++;
-        return ctx.deps.db.query(...args);
-      }) as typeof ctx.deps.db.query,
-    };
+    const { db, queries } = countingDatabase(ctx.deps.db);
     const metrics = createMetrics();
     const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics }));
     const results = await Promise.all(Array.from({ length: 10 }, () => request(app).get(`/api/v1/items?tag=${tag}`)));
     expect(results.every((r) => r.status === 200 && r.body.total === 1)).toBe(true);
     expect(results.every((r) => ['MISS', 'HIT'].includes(String(r.headers['x-cache'])))).toBe(true);
-    expect(queries).toBe(1);
+    expect(queries()).toBe(1);
     const counts = Object.fromEntries((await metrics.cacheEvents.get()).values.map((v) => [v.labels.result, v.value]));
     expect((counts.miss ?? 0) + (counts.hit ?? 0)).toBe(10);
     expect(counts.miss).toBeGreaterThanOrEqual(1);

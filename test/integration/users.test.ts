@@ -5,7 +5,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { createMetrics } from '../../src/lib/metrics';
-import { createCacheDownContext, createTestContext, type TestContext } from '../helpers/app';
+import { countingDatabase, createCacheDownContext, createTestContext, type TestContext } from '../helpers/app';
 import { me, register } from '../helpers/auth';
 
 let ctx: TestContext;
@@ -19,28 +19,21 @@ const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
 describe('the account read cache', () => {
   it('MISS then HIT with the same body, private and no-store either way, without a database query on the hit', async () => {
     const account = await register(ctx.app);
-    let queries = 0;
-    const db = {
-      ...ctx.deps.db,
-      query: ((...args: Parameters<typeof ctx.deps.db.query>) => {
-        queries++;
-        return ctx.deps.db.query(...args);
-      }) as typeof ctx.deps.db.query,
-    };
+    const { db, queries } = countingDatabase(ctx.deps.db);
     const app = ctx.checked(createApp({ ...ctx.deps, db }, { metrics: createMetrics() }));
 
     const first = await me(app, account.accessToken);
     expect(first.status).toBe(200);
     expect(first.headers['x-cache']).toBe('MISS');
     expect(first.headers['cache-control']).toBe('private, no-store');
-    expect(queries).toBe(1);
+    expect(queries()).toBe(1);
     const second = await me(app, account.accessToken);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.headers['cache-control']).toBe('private, no-store');
     expect(second.headers['content-type']).toBe('application/json; charset=utf-8');
     expect(second.body).toEqual(first.body);
     expect(second.body.user).toMatchObject({ id: account.userId, email: account.email });
-    expect(queries).toBe(1);
+    expect(queries()).toBe(1);
   });
 
   it('keeps one entry per user', async () => {
