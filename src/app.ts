@@ -90,25 +90,29 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     tokens,
     sessions,
     authenticate: authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
-    limiter: (name, scope, { keyedBy, ...extra } = {}) => ({
-      name,
-      scope,
-      rule: config.rateLimits[scope],
-      failOpen: extra.failOpen ?? false,
-      keyedBy: keyedBy ?? 'client IP',
-      countsFailuresOnly: extra.countFailuresOnly ?? false,
-      middleware: rateLimiter({
+    limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false } = {}) => {
+      const rule = config.rateLimits[scope];
+      // What the document says of the limit and what the limiter does come from the same values.
+      return {
         name,
-        rule: config.rateLimits[scope],
-        store: deps.store,
-        logger,
-        failOpen: false,
-        key: clientKey,
-        onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
-        onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
-        ...extra,
-      }),
-    }),
+        scope,
+        rule,
+        failOpen,
+        keyedBy,
+        countsFailuresOnly: countFailuresOnly,
+        middleware: rateLimiter({
+          name,
+          rule,
+          store: deps.store,
+          logger,
+          failOpen,
+          key,
+          countFailuresOnly,
+          onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
+          onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
+        }),
+      };
+    },
     version: VERSION,
     document: () => (document ??= buildDocument(mounted, { config, version: VERSION })),
   };
