@@ -116,11 +116,11 @@ export default tseslint.config(
   {
     // Plain JavaScript (the PM2 process file, the benchmark's baseline servers, this file): no
     // type information, CommonJS except for the .mjs files.
-    files: ['**/*.js', '**/*.mjs'],
+    files: ['**/*.js', '**/*.cjs', '**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
   },
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' }, // CommonJS files load modules with require()
   },

@@ -12,6 +12,6 @@ export default defineConfig({
     passWithNoTests: false,
     globalSetup: ['test/global-setup.ts'],
     // CI reads the JSON report to fail on any skipped test (see .ci/run).
-    reporters: process.env.CI ? ['default', ['json', { outputFile: '.ci-results.json' }]] : ['default'],
+    reporters: process.env.CI ? ['default', ['json', { outputFile: process.env.CI_RESULTS_FILE ?? '.ci-results.json' }]] : ['default'],
   },
 });

@@ -1,8 +1,9 @@
 // The files GitHub reads (.github/workflows/ci.yml, .github/dependabot.yml) cannot run here: they
 // are checked by parsing them and comparing them with what they drive (.ci/run, Dockerfile.backend,
 // package.json). The SBOM script runs for real: it needs only the installed node_modules.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -180,22 +181,22 @@ describe('.github/workflows/ci.yml', () => {
     expect(before).toContain('/usr/sbin/policy-rc.d');
   });
 
-  it('uses a Node version package.json engines allows, with the npm cache', () => {
+  it('sets up the Node release in .nvmrc, with the npm cache', () => {
     for (const job of [testJob(), sbomJob()]) {
       const setup = job.steps.find((s) => s.uses?.startsWith('actions/setup-node@'));
       expect(setup).toBeDefined();
       expect(setup!.with?.cache).toBe('npm');
-      const minimum = Number(/>=\s*(\d+)/.exec(pkg.engines.node)![1]);
-      expect(Number(setup!.with?.['node-version'])).toBeGreaterThanOrEqual(minimum);
+      expect(setup!.with?.['node-version-file']).toBe('.nvmrc');
     }
   });
 
   it('uploads the test report and the short benchmark, dot-files included, even after a failure', () => {
     const job = testJob();
     const paths = uploadedPaths(job);
-    expect(paths).toEqual(expect.arrayContaining(['.ci-results.json', '.bench-short.md']));
+    expect(paths).toEqual(expect.arrayContaining(['.ci-results.json', '.ci-results-oldest.json', '.bench-short.md']));
     // Where those files come from: vitest's JSON reporter and the benchmark's short mode.
-    expect(read('vitest.config.mts')).toMatch(/outputFile: ['"]\.ci-results\.json['"]/);
+    expect(read('vitest.config.mts')).toMatch(/outputFile: process\.env\.CI_RESULTS_FILE \?\? ['"]\.ci-results\.json['"]/);
+    expect(read('.ci/run')).toContain('CI_RESULTS_FILE=.ci-results-oldest.json');
     expect(read('bench/run.ts')).toMatch(/['"]\.bench-short\.md['"]/);
     const upload = uploads(job)[0]!;
     expect(upload.if).toBe('always()');
@@ -323,4 +324,69 @@ describe('npm run sbom', () => {
       expect(names.has(dev), dev).toBe(false);
     }
   }, 90_000);
+});
+
+// The supported Node lines are named in several places; these must agree, and the guard that
+// stops `npm start` / `npm test` on an unsupported Node must really stop it.
+describe('Node lines: engines, .nvmrc, the image, CI and the README agree', () => {
+  const { satisfies } = createRequire(__filename)('../../scripts/check-node.cjs') as { satisfies: (version: string, range: string) => boolean };
+  const nvmrc = read('.nvmrc').trim();
+  const ciRun = read('.ci/run');
+  const oldest = /^NODE_OLDEST=(\S+)$/m.exec(ciRun)?.[1];
+
+  it('reads the engines range as npm does', () => {
+    const range = pkg.engines.node;
+    expect(range).toBe('^22.12.0 || ^24.0.0 || >=26.0.0');
+    for (const v of ['22.12.0', '22.23.5', '24.0.0', '24.22.3', '26.0.0', '26.12.1', '27.1.0']) expect(satisfies(v, range), v).toBe(true);
+    for (const v of ['20.20.2', '21.7.3', '22.11.9', '23.11.0', '25.9.0', '18.20.8']) expect(satisfies(v, range), v).toBe(false);
+    expect(() => satisfies('22.12.0', '~22.12.0')).toThrow(/cannot read/);
+  });
+
+  it('.nvmrc is the image release and a supported one; CI tests it and the oldest supported line', () => {
+    expect(nvmrc).toMatch(/^26\.\d+\.\d+$/);
+    expect(satisfies(nvmrc, pkg.engines.node)).toBe(true);
+    expect(/^ARG NODE_IMAGE=node:(\S+)-trixie-slim$/m.exec(read('Dockerfile.backend'))?.[1]).toBe(nvmrc);
+    expect(ciRun).toContain('scripts/node-from-npm "$(cat .nvmrc)"');
+    expect(oldest).toMatch(/^22\.\d+\.\d+$/);
+    expect(satisfies(oldest!, pkg.engines.node)).toBe(true);
+    expect(ciRun).toContain('scripts/node-from-npm "$NODE_OLDEST"');
+    expect(ciRun).toMatch(/PATH="\$node_oldest_bin:\$PATH".*npx vitest run test\/unit test\/integration/);
+    expect(read('.npmrc')).toMatch(/^engine-strict=true$/m);
+    const readme = read('README.md');
+    expect(readme).toContain('Node.js 22.12 or newer');
+    expect(readme).toContain('scripts/node-from-npm');
+  });
+
+  it('npm start and npm test refuse an unsupported Node with what to do, and pass a supported one', () => {
+    expect(pkg.scripts.prestart).toMatch(/^node scripts\/check-node\.cjs && /);
+    expect(pkg.scripts.pretest).toBe('node scripts/check-node.cjs');
+    // The guard reads package.json beside it: give a copy a range the running Node misses.
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rampart-node-check-'));
+    try {
+      mkdirSync(path.join(dir, 'scripts'));
+      copyFileSync(path.join(ROOT, 'scripts/check-node.cjs'), path.join(dir, 'scripts/check-node.cjs'));
+      const run = (range: string) => {
+        writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ engines: { node: range } }));
+        return spawnSync(process.execPath, ['scripts/check-node.cjs'], { cwd: dir, encoding: 'utf8' });
+      };
+      const refused = run('>=99.0.0');
+      expect(refused.status).toBe(1);
+      expect(refused.stderr).toContain(`Rampart needs Node.js >=99.0.0; this is Node.js ${process.versions.node}.`);
+      expect(refused.stderr).toContain('nvm install');
+      expect(refused.stderr).toContain('scripts/node-from-npm');
+      const passed = run(pkg.engines.node);
+      expect(passed.status).toBe(0);
+      expect(passed.stderr).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('node-from-npm refuses what is not an exact version, before reaching the registry', () => {
+    for (const bad of ['26', 'latest', '26.x', '26.12.1; rm -rf /']) {
+      const r = spawnSync(path.join(ROOT, 'scripts/node-from-npm'), [bad], { encoding: 'utf8' });
+      expect(r.status, bad).toBe(2);
+      expect(r.stderr).toContain('is not an exact version');
+    }
+  });
 });
