@@ -109,8 +109,8 @@ export default tseslint.config(
     },
   },
   {
-    // Command-line tools and the benchmark read and write the files their operator names.
-    files: ['src/cli/**/*.ts', 'bench/**/*.ts'],
+    // Command-line tools, scripts and the benchmark read and write the files their operator names.
+    files: ['src/cli/**/*.ts', 'scripts/**/*.ts', 'bench/**/*.ts'],
     rules: { 'security/detect-non-literal-fs-filename': 'off' },
   },
   {
