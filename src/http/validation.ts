@@ -263,6 +263,17 @@ function withDefaults(values: Record<string, unknown>, fields: readonly Compiled
   return values;
 }
 
+/**
+ * The body's fields as sent. express-validator leaves out of `matchedData` every optional field it
+ * skipped, and a nullable optional field skips `null`: without `includeOptionals` a PATCH setting
+ * a field to null would silently change nothing. With it, absent fields come back as undefined;
+ * drop those, so that "absent" and "null" stay different.
+ */
+function presentFields(values: Record<string, unknown>): Record<string, unknown> {
+  for (const key of Object.keys(values)) if (values[key] === undefined) delete values[key];
+  return values;
+}
+
 export interface CompiledValidator {
   middleware: RequestHandler;
   /** The fast path alone (tests hold it to the chains): the input, or undefined when unsure. */
@@ -306,7 +317,7 @@ export function compileValidator(declaration: RequestDeclaration): CompiledValid
       input: {
         params: paramFields.length ? withDefaults(matchedData(req, { locations: ['params'] }), paramFields) : EMPTY,
         query: queryFields.length ? withDefaults(matchedData(req, { locations: ['query'] }), queryFields) : EMPTY,
-        body: hasBody ? matchedData(req, { locations: ['body'] }) : EMPTY,
+        body: hasBody ? presentFields(matchedData(req, { locations: ['body'], includeOptionals: true })) : EMPTY,
       },
     };
   };

@@ -71,8 +71,13 @@ describe('writes', () => {
     expectError(await request(ctx.app).patch(`/api/v1/items/${id}`).set(auth(owner)).send({ ownerId: stranger.userId }), 422, 'validation_failed');
     expectError(await request(ctx.app).patch(`/api/v1/items/${randomUUID()}`).set(auth(owner)).send({ price: 1 }), 404, 'not_found');
     expectError(await request(ctx.app).patch('/api/v1/items/nope').set(auth(owner)).send({ price: 1 }), 422, 'validation_failed');
+    const described = await request(ctx.app).patch(`/api/v1/items/${id}`).set(auth(owner)).send({ description: 'Oak' });
+    expect(described.body.item.description).toBe('Oak');
+    // null clears a nullable field; leaving it out keeps it.
     const cleared = await request(ctx.app).patch(`/api/v1/items/${id}`).set(auth(owner)).send({ description: null });
-    expect(cleared.body.item.description).toBeNull();
+    expect(cleared.status).toBe(200);
+    expect(cleared.body.item).toMatchObject({ description: null, name: 'Chair', price: 35.5 });
+    expect((await request(ctx.app).get(`/api/v1/items/${id}`)).body.item.description).toBeNull();
   });
 
   it('deletes, only for the owner', async () => {
