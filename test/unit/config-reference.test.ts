@@ -102,7 +102,9 @@ function readByDeploymentFiles(): Map<string, Set<string>> {
   for (const name of composeVariables()) found.set(name, new Set(['docker-compose.production.yml']));
   for (const file of readdirSync(path.join(ROOT, 'scripts'))) {
     const rel = `scripts/${file}`;
-    collect(found, rel, uncommented(read(rel)), [/\$\{?([A-Z][A-Z0-9_]*)/g]);
+    // Shell scripts name variables as $X or ${X}; JavaScript and TypeScript ones as process.env.X.
+    const pattern = /\.(c|m)?[jt]s$/.test(file) ? /process\.env\.([A-Za-z_]\w*)/g : /\$\{?([A-Z][A-Z0-9_]*)/g;
+    collect(found, rel, uncommented(read(rel)), [pattern]);
   }
   for (const name of SHELL_BUILTINS) found.delete(name);
   return found;
