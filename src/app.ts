@@ -90,7 +90,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     tokens,
     sessions,
     authenticate: authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
-    limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false } = {}) => {
+    limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false, failureStatus } = {}) => {
       const rule = config.rateLimits[scope];
       // What the document says of the limit and what the limiter does come from the same values.
       return {
@@ -108,6 +108,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
           failOpen,
           key,
           countFailuresOnly,
+          failureStatus,
           onLimited: (limiterName) => metrics.rateLimited.inc({ limiter: limiterName }),
           onStoreError: (limiterName) => metrics.rateLimitStoreErrors.inc({ limiter: limiterName }),
         }),

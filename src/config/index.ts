@@ -11,6 +11,8 @@ const MIN_SECRET_BYTES = 32;
 
 const RATE_LIMIT_SCOPES = {
   LOGIN: { max: 5, windowMs: 15 * 60_000 },
+  // Failed password checks per account (the submitted email), from any address.
+  LOGIN_ACCOUNT: { max: 20, windowMs: 60 * 60_000 },
   REGISTER: { max: 5, windowMs: 60 * 60_000 },
   REFRESH: { max: 30, windowMs: 15 * 60_000 },
   API: { max: 100, windowMs: 15 * 60_000 },
@@ -68,6 +70,8 @@ const envSchema = z.object({
   JWT_REFRESH_SECRET: z.string().optional(),
   // Earlier access-token secrets, still accepted (by kid) while tokens signed with them live.
   JWT_ACCESS_PREVIOUS_SECRETS: z.string().optional(),
+  // Earlier refresh secrets, still accepted while refresh tokens issued under them live.
+  JWT_REFRESH_PREVIOUS_SECRETS: z.string().optional(),
   JWT_ISSUER: z.string().min(1).default('rampart'),
   JWT_AUDIENCE: z.string().min(1).default('rampart-api'),
   JWT_ACCESS_TTL: from(parseDurationMs).default(15 * 60_000),
@@ -114,6 +118,7 @@ export interface Config {
     readonly accessSecret: string;
     readonly previousAccessSecrets: readonly string[];
     readonly refreshSecret: string;
+    readonly previousRefreshSecrets: readonly string[];
     /** True when the secrets were generated for this process (tokens die with it). */
     readonly generatedSecrets: boolean;
     readonly issuer: string;
@@ -194,11 +199,11 @@ function splitList(raw: string | undefined): string[] {
 /** Secrets are checked in every environment when given: a weak secret is never acceptable. */
 function secretProblems(env: Env): string[] {
   const problems: string[] = [];
-  splitList(env.JWT_ACCESS_PREVIOUS_SECRETS).forEach((secret, i) => {
-    if (Buffer.byteLength(secret, 'utf8') < MIN_SECRET_BYTES) {
-      problems.push(`JWT_ACCESS_PREVIOUS_SECRETS: entry ${i + 1} must be at least ${MIN_SECRET_BYTES} bytes`);
-    }
-  });
+  for (const name of ['JWT_ACCESS_PREVIOUS_SECRETS', 'JWT_REFRESH_PREVIOUS_SECRETS'] as const) {
+    splitList(env[name]).forEach((secret, i) => {
+      if (Buffer.byteLength(secret, 'utf8') < MIN_SECRET_BYTES) problems.push(`${name}: entry ${i + 1} must be at least ${MIN_SECRET_BYTES} bytes`);
+    });
+  }
   for (const name of ['JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET'] as const) {
     const value = env[name];
     if (value !== undefined && value !== '' && Buffer.byteLength(value, 'utf8') < MIN_SECRET_BYTES) {
@@ -279,6 +284,7 @@ export function loadConfig(env: Env = process.env): Config {
       accessSecret,
       previousAccessSecrets: Object.freeze(splitList(e.JWT_ACCESS_PREVIOUS_SECRETS)),
       refreshSecret,
+      previousRefreshSecrets: Object.freeze(splitList(e.JWT_REFRESH_PREVIOUS_SECRETS)),
       generatedSecrets,
       issuer: e.JWT_ISSUER,
       audience: e.JWT_AUDIENCE,

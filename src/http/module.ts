@@ -17,7 +17,7 @@ import { opsAccess } from '../middleware/ops-access';
 import type { LimiterOptions } from '../middleware/rate-limit';
 import type { ResponseCache } from '../middleware/response-cache';
 import { mountAt, rejectOtherMethods } from '../middleware/routing';
-import type { AnyRoute, RateLimit, RouteInput } from './route';
+import { limitsOf, type AnyRoute, type RateLimit, type RouteInput } from './route';
 import { compileValidator } from './validation';
 
 /** Everything a module may use, built once per app. */
@@ -44,7 +44,7 @@ export interface ModuleContext {
   document: () => Record<string, unknown>;
 }
 
-type LimiterExtras = Partial<Pick<LimiterOptions, 'key' | 'countFailuresOnly' | 'failOpen'>> & { keyedBy?: string };
+type LimiterExtras = Partial<Pick<LimiterOptions, 'key' | 'countFailuresOnly' | 'failureStatus' | 'failOpen'>> & { keyedBy?: string };
 
 export interface ModuleDefinition {
   /** Lower-case, unique: names the module in logs and the document's tags. */
@@ -101,7 +101,7 @@ function prefixesOf(paths: readonly string[]): string[] {
 function handlersFor(route: AnyRoute, ctx: ModuleContext): RequestHandler[] {
   const handlers: RequestHandler[] = [];
   // Limit first: a refused request costs no token check, validation or query.
-  if (route.limit) handlers.push(route.limit.middleware);
+  for (const limit of limitsOf(route)) handlers.push(limit.middleware);
   if (route.access === 'bearer') handlers.push(ctx.authenticate);
   if (route.access === 'ops') handlers.push(opsAccess(ctx.config));
   if (route.params || route.query || route.body) handlers.push(compileValidator(route).middleware);

@@ -6,7 +6,7 @@ import type { Config } from '../config';
 import { ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';
 import { toJsonSchema, type AnySchema, type JsonSchema, type SchemaRegistry } from '../lib/schema';
 import type { MountedRoute } from './module';
-import type { HeaderName, RateLimit } from './route';
+import { limitsOf, type HeaderName, type RateLimit } from './route';
 
 type Doc = Record<string, unknown>;
 
@@ -130,9 +130,9 @@ function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
     // The API middleware: body parsing and checks, malformed requests, the general limit.
     for (const code of API_MIDDLEWARE_CODES) codes.add(code);
   }
-  if (route.limit) {
+  for (const limit of limitsOf(route)) {
     codes.add('rate_limited');
-    if (!route.limit.failOpen) codes.add('service_unavailable');
+    if (!limit.failOpen) codes.add('service_unavailable');
   }
   if (route.access === 'bearer') for (const code of [...AUTH_CODES, 'service_unavailable'] as const) codes.add(code);
   if (route.access === 'ops') codes.add('forbidden');
@@ -240,7 +240,7 @@ function security(access: MountedRoute['route']['access']): Doc[] {
 
 function operation(mounted: MountedRoute, registry: SchemaRegistry): Doc {
   const { route, module } = mounted;
-  const notes = [route.description, route.limit && describeLimit(route.limit)].filter(Boolean);
+  const notes = [route.description, ...limitsOf(route).map(describeLimit)];
   const op: Doc = {
     operationId: route.operationId,
     summary: route.summary,

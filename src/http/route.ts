@@ -43,6 +43,13 @@ export interface RateLimit {
   readonly middleware: RequestHandler;
 }
 
+/** A route's own limits, as a list (a route declares none, one or several). */
+export function limitsOf(route: { limit?: RateLimit | readonly RateLimit[] }): readonly RateLimit[] {
+  const { limit } = route;
+  if (limit === undefined) return [];
+  return 'middleware' in limit ? [limit] : limit;
+}
+
 type FieldsInput<F> = F extends Fields ? InferFields<F> : Record<string, never>;
 
 /** What a handler receives: validated, converted input and, for bearer routes, the token's claims. */
@@ -80,7 +87,8 @@ export interface RouteDeclaration<
   /** What a client needs to know beyond the summary: semantics, caching, side effects. */
   description: string;
   access: A;
-  limit?: RateLimit;
+  /** Its own rate limits, applied in order, on top of the general one. */
+  limit?: RateLimit | readonly RateLimit[];
   params?: P;
   query?: Q;
   body?: B;

@@ -5,6 +5,10 @@
 //   bl:{jti}     a logged-out access token, kept for its remaining lifetime
 //   ugen:{uid}   the user's session generation, bumped by logout-all: sessions of older generations
 //                are revoked. A counter, not a time, so that clocks of different hosts never matter.
+//   usess:{uid}  set of the user's session ids, for listing them; entries of ended sessions are
+//                dropped when the list is read
+//   slast:{sid}  when the session last logged in or refreshed (ms); apart from sess:{sid} so that
+//                a refresh never rewrites, and so never resurrects, a session being revoked
 //
 // An access token is valid while its session exists, its jti is not blacklisted and its session's
 // generation is current: one MGET per authenticated request.
@@ -18,7 +22,23 @@ interface SessionRecord {
   uid: string;
   gen: number;
   expiresAt: number;
+  /** Absent on sessions created before these fields existed. */
+  createdAt?: number;
+  userAgent?: string | null;
 }
+
+/** A live session as its user sees it. */
+export interface SessionInfo {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  current: boolean;
+}
+
+/** Long enough to recognise a browser or an app, short enough that a header cannot bloat the store. */
+const USER_AGENT_MAX_LENGTH = 256;
 
 interface RefreshRecord {
   state: 'active' | 'used';
@@ -66,17 +86,30 @@ export interface IssuedSession {
 }
 
 export class Sessions {
-  private readonly hmacKey: KeyObject;
+  /** The current refresh secret first, then earlier ones still honoured during a rotation. */
+  private readonly hmacKeys: readonly KeyObject[];
 
   constructor(
     private readonly kv: KeyValueStore,
     private readonly jwt: Config['jwt'],
   ) {
-    this.hmacKey = createSecretKey(Buffer.from(jwt.refreshSecret, 'utf8'));
+    this.hmacKeys = [jwt.refreshSecret, ...jwt.previousRefreshSecrets].map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
   }
 
-  private refreshKey(token: string): string {
-    return `rt:${createHmac('sha256', this.hmacKey).update(token).digest('base64url')}`;
+  private refreshKey(token: string, key = this.hmacKeys[0]!): string {
+    return `rt:${createHmac('sha256', key).update(token).digest('base64url')}`;
+  }
+
+  /**
+   * Claims a refresh token's record (see rotate). A token issued before the refresh secret was
+   * rotated is stored under the earlier secret's HMAC: try each secret, current first.
+   */
+  private async claim(token: string, used: RefreshRecord, ttlMs: number): Promise<RefreshRecord | undefined> {
+    for (const key of this.hmacKeys) {
+      const previous = await this.kv.swapIfExists(this.refreshKey(token, key), JSON.stringify(used), ttlMs);
+      if (previous !== null) return parse<RefreshRecord>(previous);
+    }
+    return undefined;
   }
 
   private async issueRefresh(sid: string, uid: string, sessionExpiresAt: number): Promise<string> {
@@ -89,13 +122,25 @@ export class Sessions {
     return token;
   }
 
-  async create(userId: string): Promise<IssuedSession> {
+  async create(userId: string, userAgent?: string): Promise<IssuedSession> {
     return guard(
       (async () => {
         const sessionId = randomUUID();
         const gen = Number((await this.kv.get(`ugen:${userId}`)) ?? 0);
-        const session: SessionRecord = { uid: userId, gen, expiresAt: Date.now() + this.jwt.sessionMaxAgeMs };
+        const now = Date.now();
+        const session: SessionRecord = {
+          uid: userId,
+          gen,
+          expiresAt: now + this.jwt.sessionMaxAgeMs,
+          createdAt: now,
+          userAgent: userAgent ? [...userAgent].slice(0, USER_AGENT_MAX_LENGTH).join('') : null,
+        };
         await this.kv.set(`sess:${sessionId}`, JSON.stringify(session), this.jwt.sessionMaxAgeMs);
+        await Promise.all([
+          // The index outlives every session in it: each ends within sessionMaxAge from now.
+          this.kv.addToSet(`usess:${userId}`, [sessionId], this.jwt.sessionMaxAgeMs),
+          this.kv.set(`slast:${sessionId}`, String(now), this.jwt.sessionMaxAgeMs),
+        ]);
         const refreshToken = await this.issueRefresh(sessionId, userId, session.expiresAt);
         return { sessionId, refreshToken };
       })(),
@@ -120,13 +165,16 @@ export class Sessions {
         if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) throw new AppError('invalid_grant');
 
         const used: RefreshRecord = { state: 'used', sid, uid: session.uid };
-        const previous = parse<RefreshRecord>(await this.kv.swapIfExists(this.refreshKey(token), JSON.stringify(used), session.expiresAt - Date.now()));
+        const previous = await this.claim(token, used, session.expiresAt - Date.now());
         if (!previous || previous.sid !== sid) throw new AppError('invalid_grant');
         if (previous.state === 'used') {
           await this.kv.del([`sess:${sid}`]);
           throw new RefreshReuseError(sid, session.uid);
         }
-        const refreshToken = await this.issueRefresh(sid, session.uid, session.expiresAt);
+        const [refreshToken] = await Promise.all([
+          this.issueRefresh(sid, session.uid, session.expiresAt),
+          this.kv.set(`slast:${sid}`, String(Date.now()), session.expiresAt - Date.now()),
+        ]);
         return { sessionId: sid, refreshToken, userId: session.uid };
       })(),
     );
@@ -142,6 +190,68 @@ export class Sessions {
   async revokeAll(userId: string): Promise<void> {
     // Outlives every session it revokes: each of those ends within sessionMaxAge from now.
     await guard(this.kv.bump(`ugen:${userId}`, this.jwt.sessionMaxAgeMs));
+  }
+
+  /** The user's live sessions, newest first; `current` marks the caller's. Ended ones leave the index. */
+  async list(userId: string, currentSessionId: string): Promise<SessionInfo[]> {
+    return guard(
+      (async () => {
+        const ids = await this.kv.setMembers(`usess:${userId}`);
+        if (ids.length === 0) return [];
+        const values = await this.kv.mget([`ugen:${userId}`, ...ids.flatMap((id) => [`sess:${id}`, `slast:${id}`])]);
+        const gen = values[0];
+        const now = Date.now();
+        const live: SessionInfo[] = [];
+        const ended: string[] = [];
+        ids.forEach((id, i) => {
+          const session = parse<SessionRecord>(values[1 + 2 * i]);
+          if (!session || session.uid !== userId || !isCurrent(session, gen) || session.expiresAt <= now) {
+            ended.push(id);
+            return;
+          }
+          const createdAt = session.createdAt ?? session.expiresAt - this.jwt.sessionMaxAgeMs;
+          const lastUsedAt = Number(values[2 + 2 * i] ?? createdAt);
+          live.push({
+            id,
+            createdAt: new Date(createdAt).toISOString(),
+            lastUsedAt: new Date(Number.isFinite(lastUsedAt) ? lastUsedAt : createdAt).toISOString(),
+            expiresAt: new Date(session.expiresAt).toISOString(),
+            userAgent: session.userAgent ?? null,
+            current: id === currentSessionId,
+          });
+        });
+        // Best effort: a failure here leaves entries the next read filters out again.
+        if (ended.length > 0) await this.kv.removeFromSet(`usess:${userId}`, ended).catch(() => undefined);
+        return live.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
+      })(),
+    );
+  }
+
+  /**
+   * Ends one of the user's sessions: its refresh token and access tokens stop working at once.
+   * False when no such live session belongs to the user (someone else's looks the same as none).
+   */
+  async revokeSession(userId: string, sessionId: string): Promise<boolean> {
+    return guard(
+      (async () => {
+        const [raw, gen] = await this.kv.mget([`sess:${sessionId}`, `ugen:${userId}`]);
+        const session = parse<SessionRecord>(raw);
+        if (!session || session.uid !== userId || !isCurrent(session, gen)) return false;
+        await Promise.all([this.kv.del([`sess:${sessionId}`, `slast:${sessionId}`]), this.kv.removeFromSet(`usess:${userId}`, [sessionId])]);
+        return true;
+      })(),
+    );
+  }
+
+  /** Account deletion: every session ends (as logout-all), and the user's session records go. */
+  async endAll(userId: string): Promise<void> {
+    await this.revokeAll(userId);
+    await guard(
+      (async () => {
+        const ids = await this.kv.setMembers(`usess:${userId}`);
+        await this.kv.del([`usess:${userId}`, ...ids.flatMap((id) => [`sess:${id}`, `slast:${id}`])]);
+      })(),
+    );
   }
 
   /** True when the access token is still honoured. One round trip. */

@@ -68,9 +68,18 @@ export function userOrClientKey(req: Request): string {
  * lock a victim out from everywhere and one address cannot try many passwords on one account.
  */
 export function clientAndEmailKey(req: Request): string {
+  return `${clientKey(req)}|${emailKey(submittedEmail(req) ?? '')}`;
+}
+
+/** The email of a request body as the login compares it (trimmed, lower-cased), if one was sent. */
+export function submittedEmail(req: Request): string | undefined {
   const email = (req.body as { email?: unknown } | undefined)?.email;
-  const normalised = typeof email === 'string' ? email.trim().toLowerCase() : '';
-  return `${clientKey(req)}|${createHash('sha256').update(normalised).digest('base64url').slice(0, 22)}`;
+  return typeof email === 'string' ? email.trim().toLowerCase() : undefined;
+}
+
+/** An email as a limiter key: hashed, so that no address is stored in Redis. */
+export function emailKey(normalisedEmail: string): string {
+  return createHash('sha256').update(normalisedEmail).digest('base64url').slice(0, 22);
 }
 
 export interface LimiterOptions {
@@ -82,9 +91,14 @@ export interface LimiterOptions {
   /** true: let requests through when the store is down (logged); false: 503. */
   failOpen: boolean;
   /** Key for this request; the client IP by default. */
-  key?: (req: Request) => string;
+  key?: (req: Request) => string | Promise<string>;
   /** Count only failed requests (status >= 400): e.g. login, where successes must not lock anyone out. */
   countFailuresOnly?: boolean;
+  /**
+   * With countFailuresOnly: the one status that is a failure (401 for a wrong password), so that
+   * other refusals (a 422 for a weak new password) count for nothing.
+   */
+  failureStatus?: number;
   /** Called for every request refused with 429 (metrics). */
   onLimited?: (name: string) => void;
   /** Called when the store failed (metrics). */
@@ -103,6 +117,7 @@ export function rateLimiter(options: LimiterOptions): RequestHandler {
     store,
     keyGenerator: options.key ?? clientKey,
     skipSuccessfulRequests: options.countFailuresOnly ?? false,
+    ...(options.failureStatus !== undefined && { requestWasSuccessful: (_req, res) => res.statusCode !== options.failureStatus }),
     // Errors are handled below, so that the failure policy is ours and every error is an envelope.
     passOnStoreError: false,
     handler: (_req, res, next) => {

@@ -73,6 +73,7 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     // Tests send many requests from one address; rate-limit tests set their own limits.
     RATE_LIMIT_API_MAX: '100000',
     RATE_LIMIT_LOGIN_MAX: '100000',
+    RATE_LIMIT_LOGIN_ACCOUNT_MAX: '100000',
     RATE_LIMIT_REGISTER_MAX: '100000',
     RATE_LIMIT_REFRESH_MAX: '100000',
     REDIS_URL,

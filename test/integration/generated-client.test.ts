@@ -96,13 +96,22 @@ export async function callEveryOperation(baseUrl: string, observe: Middleware): 
 
   // Token rotation, then the calls that end sessions (a password change ends every other one).
   const refreshed = need((await call('refresh', client.POST('/api/v1/auth/refresh', { body: { refreshToken: registered.refreshToken } }))).data, 'tokens');
-  const changed = need(
+  need(
     (await call('changePassword', client.POST('/api/v1/auth/password', { headers: bearer(refreshed.accessToken), body: { currentPassword: password, newPassword: password + ' again' } }))).data,
     'session',
   );
   const again = need((await call('login', client.POST('/api/v1/auth/login', { body: { email, password: password + ' again' } }))).data, 'session');
-  await call('logout', client.POST('/api/v1/auth/logout', { headers: bearer(changed.accessToken), body: {} }));
-  await call('logoutAll', client.POST('/api/v1/auth/logout-all', { headers: bearer(again.accessToken), body: {} }));
+  const sessions = need((await call('listSessions', client.GET('/api/v1/users/me/sessions', { headers: bearer(again.accessToken) }))).data, 'sessions');
+  const other = need(
+    sessions.sessions.find((s) => !s.current),
+    'a session other than the caller',
+  );
+  await call('endSession', client.DELETE('/api/v1/users/me/sessions/{id}', { params: { path: { id: other.id } }, headers: bearer(again.accessToken) }));
+  await call('logout', client.POST('/api/v1/auth/logout', { headers: bearer(again.accessToken), body: {} }));
+  const last = need((await call('login', client.POST('/api/v1/auth/login', { body: { email, password: password + ' again' } }))).data, 'session');
+  await call('logoutAll', client.POST('/api/v1/auth/logout-all', { headers: bearer(last.accessToken), body: {} }));
+  const doomed = need((await call('login', client.POST('/api/v1/auth/login', { body: { email, password: password + ' again' } }))).data, 'session');
+  await call('deleteAccount', client.POST('/api/v1/auth/delete-account', { headers: bearer(doomed.accessToken), body: { password: password + ' again' } }));
 
   // Diagnostics (mounted with ENABLE_DIAGNOSTIC_ROUTES=true).
   await call('diagSlow', client.GET('/api/v1/_diag/slow', { params: { query: { ms: 1 } } }));

@@ -97,6 +97,25 @@ function storeContract(name: string, make: () => Promise<{ store: KeyValueStore;
       expect(results.map((r) => r.count).sort((a, b) => a - b)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
     });
 
+    it('keeps sets: adds, lists, removes, renews the expiry on every add, and drops an emptied set', async () => {
+      expect(await store.setMembers('index')).toEqual([]);
+      await store.addToSet('index', ['a', 'b'], 150);
+      await store.addToSet('index', ['b', 'c'], 10_000);
+      expect((await store.setMembers('index')).sort()).toEqual(['a', 'b', 'c']);
+      await new Promise((r) => setTimeout(r, 250));
+      expect((await store.setMembers('index')).sort()).toEqual(['a', 'b', 'c']);
+      await store.removeFromSet('index', ['a', 'c', 'never-there']);
+      expect(await store.setMembers('index')).toEqual(['b']);
+      await store.removeFromSet('index', ['b']);
+      expect(await store.setMembers('index')).toEqual([]);
+      await store.addToSet('index', [], 10_000);
+      expect(await store.setMembers('index')).toEqual([]);
+      await store.addToSet('short', ['x'], 100);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await store.setMembers('short')).toEqual([]);
+      await store.removeFromSet('absent', ['x']);
+    });
+
     it('keeps prefixes apart', async () => {
       await store.set('shared-name', 'mine', 10_000);
       expect(await other.get('shared-name')).toBeNull();

@@ -146,6 +146,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   JWT_ACCESS_SECRET: null,
   JWT_REFRESH_SECRET: null,
   JWT_ACCESS_PREVIOUS_SECRETS: (c) => c.jwt.previousAccessSecrets,
+  JWT_REFRESH_PREVIOUS_SECRETS: (c) => c.jwt.previousRefreshSecrets,
   JWT_ISSUER: (c) => c.jwt.issuer,
   JWT_AUDIENCE: (c) => c.jwt.audience,
   JWT_ACCESS_TTL: (c) => c.jwt.accessTtlMs,
@@ -168,7 +169,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
 };
 
 function propertyOf(name: string): ((c: Config) => unknown) | null | undefined {
-  const rate = /^RATE_LIMIT_([A-Z]+)_(MAX|WINDOW_MS)$/.exec(name);
+  const rate = /^RATE_LIMIT_([A-Z_]+?)_(MAX|WINDOW_MS)$/.exec(name);
   if (rate) {
     const scope = rate[1] as RateLimitScope;
     return rate[2] === 'MAX' ? (c) => c.rateLimits[scope].max : (c) => c.rateLimits[scope].windowMs;

@@ -6,6 +6,8 @@ import type { KeyValueStore, WindowCount } from './types';
 interface Entry {
   value: string;
   expiresAt: number;
+  /** Present on sets (value is then unused), as Redis keeps sets and strings under one key space. */
+  members?: Set<string>;
 }
 
 const SWEEP_INTERVAL_MS = 60_000;
@@ -97,6 +99,27 @@ export class MemoryStore implements KeyValueStore {
     const next = Number(this.live(key)?.value ?? 0) + 1;
     this.entries.set(this.prefix + key, { value: String(next), expiresAt: Date.now() + ttlMs });
     return next;
+  }
+
+  async addToSet(key: string, members: readonly string[], ttlMs: number): Promise<void> {
+    this.assertOpen();
+    if (members.length === 0) return;
+    const set = this.live(key)?.members ?? new Set<string>();
+    for (const member of members) set.add(member);
+    this.entries.set(this.prefix + key, { value: '', members: set, expiresAt: Date.now() + ttlMs });
+  }
+
+  async setMembers(key: string): Promise<string[]> {
+    this.assertOpen();
+    return [...(this.live(key)?.members ?? [])];
+  }
+
+  async removeFromSet(key: string, members: readonly string[]): Promise<void> {
+    this.assertOpen();
+    const set = this.live(key)?.members;
+    if (!set) return;
+    for (const member of members) set.delete(member);
+    if (set.size === 0) this.entries.delete(this.prefix + key);
   }
 
   async unhit(key: string): Promise<void> {

@@ -95,6 +95,27 @@ export class RedisStore implements KeyValueStore {
     return Number(await this.redis.rampartBump(this.prefix + key, Math.ceil(ttlMs)));
   }
 
+  async addToSet(key: string, members: readonly string[], ttlMs: number): Promise<void> {
+    if (members.length === 0) return;
+    // MULTI: the set never exists without its expiry, even if the connection drops in between.
+    const results = await this.redis
+      .multi()
+      .sadd(this.prefix + key, ...members)
+      .pexpire(this.prefix + key, Math.max(1, Math.ceil(ttlMs)))
+      .exec();
+    const failed = results?.find(([err]) => err !== null);
+    if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+  }
+
+  setMembers(key: string): Promise<string[]> {
+    return this.redis.smembers(this.prefix + key);
+  }
+
+  async removeFromSet(key: string, members: readonly string[]): Promise<void> {
+    if (members.length === 0) return;
+    await this.redis.srem(this.prefix + key, ...members);
+  }
+
   async unhit(key: string): Promise<void> {
     await this.redis.rampartUnhit(this.prefix + key);
   }

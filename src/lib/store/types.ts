@@ -30,6 +30,12 @@ export interface KeyValueStore {
   hit(key: string, windowMs: number): Promise<WindowCount>;
   /** Atomically increments a counter and (re)sets its expiry; returns the new value. */
   bump(key: string, ttlMs: number): Promise<number>;
+  /** Adds members to a set and (re)sets the set's expiry, atomically. */
+  addToSet(key: string, members: readonly string[], ttlMs: number): Promise<void>;
+  /** The members of a set, in no particular order; none when it does not exist. */
+  setMembers(key: string): Promise<string[]>;
+  /** Removes members from a set (the set goes when its last member does). */
+  removeFromSet(key: string, members: readonly string[]): Promise<void>;
   /** Undoes one hit (express-rate-limit's skipSuccessfulRequests and friends). */
   unhit(key: string): Promise<void>;
   /** Round-trip time in ms; throws when the store cannot answer within its timeout. */

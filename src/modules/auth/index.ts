@@ -1,13 +1,15 @@
-// Register, login, refresh, password change, logout, logout-all.
-import type { Response } from 'express';
+// Register, login, refresh, password change, logout, logout-all, account deletion.
+import type { Request, Response } from 'express';
 import { AppError } from '../../lib/errors';
+import { newPasswordProblem } from '../../lib/password-policy';
 import { hashPassword, verifyAgainstDummy, verifyPassword } from '../../lib/passwords';
 import { RefreshReuseError } from '../../lib/sessions';
 import { defineModule } from '../../http/module';
 import { route, type ResponseDeclaration } from '../../http/route';
-import { clientAndEmailKey, userOrClientKey } from '../../middleware/rate-limit';
-import { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from '../users';
-import { changePasswordBody, emptyBody, loginBody, refreshBody, registerBody, sessionResponse, tokenResponse } from './schema';
+import { clientAndEmailKey, clientKey, emailKey, submittedEmail, userOrClientKey } from '../../middleware/rate-limit';
+import { removeItemsOf } from '../items';
+import { createUser, deleteUser, findCredentials, findPasswordHash, findUser, updatePasswordHash, type User } from '../users';
+import { changePasswordBody, deleteAccountBody, emptyBody, loginBody, refreshBody, registerBody, sessionResponse, tokenResponse } from './schema';
 
 function sendTokens(res: Response, status: number, body: Record<string, unknown>): void {
   // Tokens must never be stored by a browser or proxy cache.
@@ -18,6 +20,14 @@ function sendTokens(res: Response, status: number, body: Record<string, unknown>
 
 const tokens = (description: string, body = tokenResponse): ResponseDeclaration => ({ description, body, headers: ['Cache-Control', 'Pragma'] });
 
+/** 422 for a new password the rules refuse, naming the field and never echoing the value. */
+function checkNewPassword(field: string, password: string, email: string): void {
+  const problem = newPasswordProblem(password, email);
+  if (problem) throw new AppError('validation_failed', { details: [{ field, location: 'body', message: problem }] });
+}
+
+const userAgentOf = (req: Request): string | undefined => req.get('user-agent');
+
 export const authModule = defineModule({
   name: 'auth',
   base: '/api/v1/auth',
@@ -25,12 +35,37 @@ export const authModule = defineModule({
     name: 'Auth',
     description: 'Accounts, sessions and tokens: access tokens are short-lived JWTs; refresh tokens are opaque, rotated on every use, with reuse detection.',
   },
-  routes: ({ db, tokens: accessTokens, sessions, logger, limiter }) => {
-    const startSession = async (user: User) => {
-      const { sessionId, refreshToken } = await sessions.create(user.id);
+  routes: ({ db, cache, tokens: accessTokens, sessions, logger, limiter }) => {
+    const startSession = async (user: User, req: Request) => {
+      const { sessionId, refreshToken } = await sessions.create(user.id, userAgentOf(req));
       const access = accessTokens.issue(user.id, sessionId);
       return { user, accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn };
     };
+
+    /**
+     * The account a password attempt is against: the submitted email (login), or the signed-in
+     * user's (password change, account deletion; the token was verified before the limiters run),
+     * so that all three share one count. Whether the account exists changes nothing for login.
+     */
+    const accountKey = async (req: Request): Promise<string> => {
+      const email = submittedEmail(req);
+      if (email !== undefined) return emailKey(email);
+      const sub = req.earlyRevocationCheck?.claims.sub;
+      const user = sub === undefined ? undefined : await findUser(db, sub);
+      return user ? emailKey(user.email) : `client:${clientKey(req)}`;
+    };
+    // Failed password checks per account from any address: what the per-address login limit cannot
+    // stop when the attacker has many addresses. Only 401s count; while limited, every attempt for
+    // that account is refused, the right password included.
+    const accountLimit = limiter('login-account', 'LOGIN_ACCOUNT', {
+      key: accountKey,
+      countFailuresOnly: true,
+      failureStatus: 401,
+      keyedBy: "account (the submitted email, or the signed-in user's)",
+    });
+    // Guessing the current password through password change or account deletion is a login
+    // attempt: the login scope's limit, per user.
+    const reauthLimit = limiter('reauth', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true, keyedBy: 'user (client IP without a valid token)' });
 
     return [
       route({
@@ -46,9 +81,10 @@ export const authModule = defineModule({
         responses: { 201: tokens('The account, with the tokens of its first session', sessionResponse) },
         errors: ['conflict'],
         handler: async ({ body }, req, res) => {
+          checkNewPassword('password', body.password, body.email);
           const user = await createUser(db, { email: body.email, passwordHash: await hashPassword(body.password), name: body.name });
           logger.info('security event', { event: 'user_registered', userId: user.id, ip: req.ip });
-          sendTokens(res, 201, await startSession(user));
+          sendTokens(res, 201, await startSession(user, req));
         },
       }),
 
@@ -59,7 +95,7 @@ export const authModule = defineModule({
         summary: 'Start a session with email and password',
         description: 'Unknown email and wrong password get the same answer, after the same work.',
         access: 'public',
-        limit: limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true, keyedBy: 'client IP and email' }),
+        limit: [limiter('login', 'LOGIN', { key: clientAndEmailKey, countFailuresOnly: true, keyedBy: 'client IP and email' }), accountLimit],
         body: loginBody,
         responses: { 200: tokens('The account, with the tokens of a new session', sessionResponse) },
         errors: ['invalid_credentials'],
@@ -72,7 +108,7 @@ export const authModule = defineModule({
             throw new AppError('invalid_credentials');
           }
           logger.info('security event', { event: 'login', userId: found.user.id, ip: req.ip });
-          sendTokens(res, 200, await startSession(found.user));
+          sendTokens(res, 200, await startSession(found.user, req));
         },
       }),
 
@@ -114,8 +150,7 @@ export const authModule = defineModule({
         description:
           'Requires the current password. Every session of the user is revoked, the calling one included, and the caller continues in a fresh session whose tokens are in the answer. A wrong current password is 401 invalid_credentials and counts toward the limit.',
         access: 'bearer',
-        // Guessing the current password through this route is a login attempt: same limit, per user.
-        limit: limiter('password', 'LOGIN', { key: userOrClientKey, countFailuresOnly: true, keyedBy: 'user (client IP without a valid token)' }),
+        limit: [reauthLimit, accountLimit],
         body: changePasswordBody,
         responses: { 200: tokens('Tokens of the fresh session the caller continues in') },
         errors: ['invalid_credentials'],
@@ -126,12 +161,49 @@ export const authModule = defineModule({
             logger.warn('security event', { event: 'password_change_failed', reason: 'wrong current password', userId, ip: req.ip });
             throw new AppError('invalid_credentials');
           }
+          const account = await findUser(db, userId);
+          if (!account) throw new AppError('invalid_credentials');
+          checkNewPassword('newPassword', newPassword, account.email);
           await updatePasswordHash(db, userId, await hashPassword(newPassword));
           await sessions.revokeAll(userId);
-          const { sessionId, refreshToken } = await sessions.create(userId);
+          const { sessionId, refreshToken } = await sessions.create(userId, userAgentOf(req));
           const access = accessTokens.issue(userId, sessionId);
           logger.warn('security event', { event: 'password_changed', userId, ip: req.ip, action: 'all sessions revoked' });
           sendTokens(res, 200, { accessToken: access.token, refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn });
+        },
+      }),
+
+      // A POST with the password rather than DELETE /users/me: a DELETE body has no defined meaning
+      // and some proxies drop it, and deletion must prove the password, not only hold a token.
+      route({
+        method: 'post',
+        path: '/delete-account',
+        operationId: 'deleteAccount',
+        summary: 'Delete the account, its items and every session',
+        description:
+          'Requires the password. Every session ends at once (its access tokens stop working on every worker), then the account and everything it owns are deleted; the email may register again. A wrong password is 401 invalid_credentials and counts as a failed login for the limits.',
+        access: 'bearer',
+        limit: [reauthLimit, accountLimit],
+        body: deleteAccountBody,
+        responses: { 204: { description: 'The account is gone' } },
+        errors: ['invalid_credentials'],
+        handler: async ({ body: { password }, auth }, req, res) => {
+          const userId = auth.sub;
+          const stored = await findPasswordHash(db, userId);
+          if (!stored || !(await verifyPassword(stored, password))) {
+            logger.warn('security event', { event: 'account_deletion_failed', reason: 'wrong password', userId, ip: req.ip });
+            throw new AppError('invalid_credentials');
+          }
+          // Sessions first: if the store cannot answer (503), nothing has been deleted yet.
+          await sessions.endAll(userId);
+          const invalidateItems = await db.transaction(async (tx) => {
+            const after = await removeItemsOf(tx, cache, userId);
+            await deleteUser(tx, userId);
+            return after;
+          });
+          await invalidateItems();
+          logger.warn('security event', { event: 'account_deleted', userId, ip: req.ip, action: 'all sessions ended, account and items deleted' });
+          res.status(204).end();
         },
       }),
 

@@ -10,11 +10,12 @@ const email = s.string({
   description: 'Surrounding whitespace is removed; compared case-insensitively.',
   example: 'ada@example.com',
 });
-/** Taken exactly as typed: never trimmed. */
+/** Taken exactly as typed: never trimmed. The rules beyond length are src/lib/password-policy.ts. */
 const newPassword = s.string({
   minLength: PASSWORD_MIN_LENGTH,
   maxLength: PASSWORD_MAX_LENGTH,
-  description: 'Taken exactly as typed (no trimming).',
+  description:
+    'Taken exactly as typed (no trimming). Refused (422) when it is one of the most common passwords found in breaches, or contains the email address or its part before the @ (when that part has 4 characters or more), ignoring case.',
   example: 'correct horse battery staple',
 });
 // No minimum on a presented password: one set under older rules must still be able to log in.
@@ -26,6 +27,7 @@ export const refreshBody = s.object({
   refreshToken: s.string({ minLength: 1, maxLength: 512, description: 'The refresh token last issued for this session.' }),
 });
 export const changePasswordBody = s.object({ currentPassword: presentedPassword, newPassword });
+export const deleteAccountBody = s.object({ password: presentedPassword });
 export const emptyBody = s.object({}, { description: 'No fields (an empty object, or no body at all).' });
 
 const tokenFields = {

@@ -2,13 +2,28 @@
 import { AppError } from '../../lib/errors';
 import { defineModule } from '../../http/module';
 import { route } from '../../http/route';
-import { deleteItem, findItem, insertItem, listItems, updateItem, type Item } from './repository';
+import type { Queryable } from '../../lib/db';
+import type { ResponseCache } from '../../middleware/response-cache';
+import { deleteItem, deleteItemsOf, findItem, insertItem, listItems, updateItem, type Item } from './repository';
 import { createItemBody, itemPage, itemParams, itemResponse, listQuery, updateItemBody } from './schema';
 
 const LIST_TTL_MS = 30_000;
 const ITEM_TTL_MS = 60_000;
 // Every list page depends on "items"; one item's page also on "item:<id>".
 const itemNamespaces = (id: string) => ['items', `item:${id}`];
+
+/**
+ * Account deletion, inside the caller's transaction: deletes the owner's items (the database would
+ * cascade them too; deleting them here gives their ids) and returns what to run once the
+ * transaction has committed: the invalidation of their cached reads on every worker. Invalidating
+ * before the commit would let a read in between cache the rows again.
+ */
+export async function removeItemsOf(tx: Queryable, cache: ResponseCache, ownerId: string): Promise<() => Promise<void>> {
+  const ids = await deleteItemsOf(tx, ownerId);
+  return async () => {
+    if (ids.length > 0) await cache.invalidate(['items', ...ids.map((id) => `item:${id}`)]);
+  };
+}
 
 export const itemsModule = defineModule({
   name: 'items',

@@ -111,3 +111,9 @@ export async function updateItem(db: Queryable, id: string, input: ItemInput): P
 export async function deleteItem(db: Queryable, id: string): Promise<boolean> {
   return (await db.query('DELETE FROM items WHERE id = $1', [id])).rowCount > 0;
 }
+
+/** Deletes every item of one owner (account deletion); returns their ids. */
+export async function deleteItemsOf(db: Queryable, ownerId: string): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>('DELETE FROM items WHERE owner_id = $1 RETURNING id', [ownerId]);
+  return rows.map((r) => r.id);
+}

@@ -4,11 +4,11 @@ import { AppError } from '../../lib/errors';
 import { defineModule } from '../../http/module';
 import { route } from '../../http/route';
 import { findUser, updateUserName, type User } from './repository';
-import { updateMeBody, userResponse } from './schema';
+import { sessionList, sessionParams, updateMeBody, userResponse } from './schema';
 
 // The module's public surface for other modules: auth creates accounts and checks and changes
 // their passwords, and describes the account in its answers.
-export { createUser, findCredentials, findPasswordHash, updatePasswordHash, type User } from './repository';
+export { createUser, deleteUser, findCredentials, findPasswordHash, findUser, updatePasswordHash, type User } from './repository';
 export { displayName, userSchema } from './schema';
 
 function sendUser(res: Response, user: User | undefined): void {
@@ -27,7 +27,7 @@ export const usersModule = defineModule({
   name: 'users',
   base: '/api/v1/users',
   tag: { name: 'Users', description: "The caller's own account." },
-  routes: ({ db, cache }) => [
+  routes: ({ db, cache, sessions, logger }) => [
     route({
       method: 'get',
       path: '/me',
@@ -56,6 +56,37 @@ export const usersModule = defineModule({
         const user = await updateUserName(db, auth.sub, body.name);
         await cache.invalidate([profileNamespace(auth.sub)]);
         sendUser(res, user);
+      },
+    }),
+    route({
+      method: 'get',
+      path: '/me/sessions',
+      operationId: 'listSessions',
+      summary: "The caller's live sessions",
+      description:
+        "Newest first; `current` marks the caller's own. A session is one login (or registration, or password change) and the refreshes that followed it.",
+      access: 'bearer',
+      responses: { 200: { description: 'The live sessions', body: sessionList, headers: ['Cache-Control'] } },
+      handler: async ({ auth }, _req, res) => {
+        res.setHeader('Cache-Control', 'private, no-store');
+        res.json({ sessions: await sessions.list(auth.sub, auth.sid) });
+      },
+    }),
+    route({
+      method: 'delete',
+      path: '/me/sessions/:id',
+      operationId: 'endSession',
+      summary: "End one of the caller's sessions",
+      description:
+        "Its refresh token and its access tokens stop working at once, on every worker. Ending the caller's own session is a logout. An unknown id, or another user's session, is 404.",
+      access: 'bearer',
+      params: sessionParams,
+      responses: { 204: { description: 'Ended' } },
+      errors: ['not_found'],
+      handler: async ({ auth, params }, req, res) => {
+        if (!(await sessions.revokeSession(auth.sub, params.id))) throw new AppError('not_found');
+        logger.info('security event', { event: 'session_ended', userId: auth.sub, sessionId: params.id, ip: req.ip });
+        res.status(204).end();
       },
     }),
   ],

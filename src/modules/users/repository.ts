@@ -78,3 +78,8 @@ export async function updateUserName(db: Queryable, id: string, name: string | n
   );
   return rows[0] ? toUser(rows[0]) : undefined;
 }
+
+/** Deletes the account; rows that reference it with ON DELETE CASCADE go with it. */
+export async function deleteUser(db: Queryable, id: string): Promise<boolean> {
+  return (await db.query('DELETE FROM users WHERE id = $1', [id])).rowCount > 0;
+}
