@@ -1,7 +1,7 @@
 // The shipped nginx configuration, run by the Debian nginx binary in a temporary prefix: only
 // ports, file locations and the upstream address are rewritten, everything else is as shipped.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { toolAvailable } from './services';
@@ -24,11 +24,13 @@ export class TestNginx {
   /**
    * `generalRate`: the general flood limit, per client address. Load tests from one address raise
    * it (nginx would rightly refuse thousands of requests a second from one client); the auth zone
-   * is never changed.
+   * is never changed. `readTimeout`: how long nginx waits for the app's answer (35s as shipped),
+   * shortened to see nginx's 504 in a test.
    */
   constructor(
     readonly ports: NginxPorts,
     generalRate?: string,
+    { readTimeout }: { readTimeout?: string } = {},
   ) {
     const d = this.dir;
     for (const sub of ['conf.d', 'rampart', 'tls', 'logs', 'tmp']) mkdirSync(path.join(d, sub));
@@ -72,13 +74,23 @@ export class TestNginx {
       .replace('listen 443 ssl http2;', `listen 127.0.0.1:${ports.https} ssl http2;`)
       .replaceAll('/etc/nginx/tls/', `${d}/tls/`)
       .replaceAll('/etc/nginx/rampart/', `${d}/rampart/`)
-      .replace('zone=rampart_api:10m rate=50r/s;', `zone=rampart_api:10m rate=${generalRate ?? '50r/s'};`);
+      .replace('zone=rampart_api:10m rate=50r/s;', `zone=rampart_api:10m rate=${generalRate ?? '50r/s'};`)
+      .replace('proxy_read_timeout 35s;', `proxy_read_timeout ${readTimeout ?? '35s'};`);
     writeFileSync(path.join(d, 'conf.d/rampart.conf'), site);
-    cpSync(path.join(ROOT, 'nginx/rampart/error-headers.conf'), path.join(d, 'rampart/error-headers.conf'));
-    writeFileSync(
-      path.join(d, 'rampart/upstream.conf'),
-      readFileSync(path.join(ROOT, 'nginx/rampart/upstream.conf'), 'utf8').replace('127.0.0.1:3000', `127.0.0.1:${ports.upstream}`),
-    );
+    for (const name of readdirSync(path.join(ROOT, 'nginx/rampart'))) {
+      const text = readFileSync(path.join(ROOT, 'nginx/rampart', name), 'utf8')
+        .replaceAll('/etc/nginx/rampart/', `${d}/rampart/`)
+        .replace('server 127.0.0.1:3000;', `server 127.0.0.1:${ports.upstream};`);
+      writeFileSync(path.join(d, 'rampart', name), text);
+    }
+  }
+
+  /** nginx's access log so far, one object per request (the rampart_json format of nginx.conf). */
+  accessLog(): Record<string, unknown>[] {
+    return readFileSync(path.join(this.dir, 'logs/access.log'), 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   }
 
   /** `nginx -t` on this configuration: [exit code, output]. */
