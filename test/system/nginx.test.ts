@@ -64,7 +64,11 @@ function call2(port: number, method: string, urlPath: string, body?: string): Pr
   return new Promise((resolve, reject) => {
     const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
     session.on('error', reject);
-    const stream = session.request({ ':method': method, ':path': urlPath, ...(body ? { 'content-type': 'application/json' } : {}) });
+    const stream = session.request({
+      ':method': method,
+      ':path': urlPath,
+      ...(body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}),
+    });
     let headers: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader = {};
     let text = '';
     stream.on('response', (h) => (headers = h));
