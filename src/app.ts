@@ -11,6 +11,7 @@ import { Lifecycle } from './lib/lifecycle';
 import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { createProbes, type Probes } from './lib/probes';
 import { Sessions } from './lib/sessions';
+import { securityLog } from './lib/security-log';
 import { accessLog } from './middleware/access-log';
 import { jsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
@@ -89,7 +90,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     clusterMetrics: options.clusterMetrics,
     tokens,
     sessions,
-    authenticate: authenticate({ tokens, sessions, logger, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
+    authenticate: authenticate({ tokens, sessions, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
     limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false, failureStatus } = {}) => {
       const rule = config.rateLimits[scope];
       // What the document says of the limit and what the limiter does come from the same values.
@@ -157,7 +158,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   );
 
   app.use(notFound());
-  app.use(errorHandler(logger));
+  app.use(errorHandler(logger, securityLog(logger)));
   Object.defineProperty(app, MOUNTED, { value: mounted });
   return app;
 }

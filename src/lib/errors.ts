@@ -38,12 +38,23 @@ export interface AppErrorOptions {
   headers?: Record<string, string>;
   /** The underlying error, for logs only. */
   cause?: unknown;
+  /** For the security event a 401, 403 or 429 leaves (logs only, never the response). */
+  security?: SecurityContext;
+}
+
+/** What a refusal adds to its security event: the event's name when not the code's, and who and why. */
+export interface SecurityContext {
+  event?: string;
+  reason?: string;
+  userId?: string;
+  sessionId?: string;
 }
 
 export class AppError extends Error {
   readonly status: number;
   readonly details: ErrorDetail[] | undefined;
   readonly headers: Record<string, string> | undefined;
+  readonly security: SecurityContext | undefined;
 
   constructor(
     readonly code: ErrorCode,
@@ -54,6 +65,7 @@ export class AppError extends Error {
     this.status = ERROR_CATALOGUE[code].status;
     this.details = options.details;
     this.headers = options.headers;
+    this.security = options.security;
   }
 }
 

@@ -154,19 +154,22 @@ export class Sessions {
    */
   async rotate(token: string): Promise<IssuedSession & { userId: string }> {
     const match = REFRESH_TOKEN.exec(token);
-    if (!match) throw new AppError('invalid_grant');
+    if (!match) throw new AppError('invalid_grant', { security: { reason: 'not a refresh token' } });
     const sid = match[1]!;
     return guard(
       (async () => {
         // Read the session before claiming the token: a concurrent reuse revokes the family only
         // after our claim, so the winner is never refused by the revocation its race caused.
         const session = parse<SessionRecord>(await this.kv.get(`sess:${sid}`));
-        if (!session || session.expiresAt <= Date.now()) throw new AppError('invalid_grant');
-        if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) throw new AppError('invalid_grant');
+        if (!session || session.expiresAt <= Date.now()) throw new AppError('invalid_grant', { security: { reason: 'session ended', sessionId: sid } });
+        if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) {
+          throw new AppError('invalid_grant', { security: { reason: 'session ended by logout-all', sessionId: sid, userId: session.uid } });
+        }
 
         const used: RefreshRecord = { state: 'used', sid, uid: session.uid };
         const previous = await this.claim(token, used, session.expiresAt - Date.now());
-        if (!previous || previous.sid !== sid) throw new AppError('invalid_grant');
+        if (!previous || previous.sid !== sid)
+          throw new AppError('invalid_grant', { security: { reason: 'unknown or expired refresh token', sessionId: sid, userId: session.uid } });
         if (previous.state === 'used') {
           await this.kv.del([`sess:${sid}`]);
           throw new RefreshReuseError(sid, session.uid);

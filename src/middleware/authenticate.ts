@@ -8,7 +8,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { AccessClaims, AccessTokens } from '../lib/access-tokens';
 import { AppError } from '../lib/errors';
-import type { Logger } from '../lib/logger';
 import { requestContext } from '../lib/request-context';
 import type { Sessions } from '../lib/sessions';
 
@@ -24,7 +23,6 @@ const BEARER = /^Bearer +([A-Za-z0-9._~+/-]+=*) *$/i;
 export interface AuthenticateOptions {
   tokens: AccessTokens;
   sessions: Sessions;
-  logger: Logger;
   onFailure?: (reason: string) => void;
 }
 
@@ -52,18 +50,18 @@ export function startRevocationCheck({ tokens, sessions }: Pick<AuthenticateOpti
   };
 }
 
-export function authenticate({ tokens, sessions, logger, onFailure }: AuthenticateOptions): RequestHandler {
-  const refuse = (req: Request, code: 'unauthorized' | 'invalid_token' | 'token_revoked', reason: string, userId?: string) => {
+export function authenticate({ tokens, sessions, onFailure }: AuthenticateOptions): RequestHandler {
+  // The security event is written by the error handler, one per refused request.
+  const refuse = (code: 'unauthorized' | 'invalid_token' | 'token_revoked', reason: string, userId?: string) => {
     onFailure?.(reason);
-    logger.warn('security event', { event: 'auth_rejected', code, reason, ip: req.ip, userId });
-    return new AppError(code);
+    return new AppError(code, { security: { reason, userId } });
   };
 
   return async (req, _res, next) => {
-    if (req.headers.authorization === undefined) return next(refuse(req, 'unauthorized', 'no credentials'));
+    if (req.headers.authorization === undefined) return next(refuse('unauthorized', 'no credentials'));
     const token = bearerToken(req);
     // eslint-disable-next-line security/detect-possible-timing-attacks -- a presence check against undefined, not a comparison with a secret
-    if (token === undefined) return next(refuse(req, 'unauthorized', 'not a bearer credential'));
+    if (token === undefined) return next(refuse('unauthorized', 'not a bearer credential'));
 
     const early = req.earlyRevocationCheck?.token === token ? req.earlyRevocationCheck : undefined;
     let claims: AccessClaims;
@@ -74,12 +72,12 @@ export function authenticate({ tokens, sessions, logger, onFailure }: Authentica
         claims = tokens.verify(token);
       } catch (err) {
         const reason = err instanceof AppError && err.cause instanceof Error ? err.cause.message : 'invalid';
-        return next(refuse(req, 'invalid_token', reason));
+        return next(refuse('invalid_token', reason));
       }
     }
     // Throws service_unavailable when the store cannot answer: fail closed.
     const active = await (early ? early.active : sessions.isActive(claims));
-    if (!active) return next(refuse(req, 'token_revoked', 'revoked', claims.sub));
+    if (!active) return next(refuse('token_revoked', 'revoked', claims.sub));
 
     req.auth = claims;
     const ctx = requestContext.getStore();

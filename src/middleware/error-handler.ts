@@ -1,8 +1,9 @@
 // The one error handler. Every failure leaves as the envelope of docs/api.md: a code from the catalogue,
 // its status and message, the request id, and never a stack, a path, SQL or a submitted value.
-import type { ErrorRequestHandler } from 'express';
+import type { ErrorRequestHandler, Request } from 'express';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';
 import type { Logger } from '../lib/logger';
+import type { SecurityLog } from '../lib/security-log';
 
 // body-parser (express.json) errors carry a `type`; map them onto the catalogue.
 const BODY_PARSER_CODES: Record<string, ErrorCode> = {
@@ -49,9 +50,42 @@ function toAppError(err: unknown): AppError {
   return new AppError('internal_error', { cause: err });
 }
 
-export function errorHandler(logger: Logger): ErrorRequestHandler {
+/** The security event of a refusal, unless the error names its own. */
+const SECURITY_EVENTS: Partial<Record<ErrorCode, string>> = {
+  unauthorized: 'auth_rejected',
+  invalid_token: 'auth_rejected',
+  token_revoked: 'auth_rejected',
+  invalid_credentials: 'login_failed',
+  invalid_grant: 'refresh_rejected',
+  forbidden: 'access_denied',
+  rate_limited: 'rate_limited',
+};
+
+/** The statuses that are refusals of who is asking: each leaves one security event. */
+const isRefusal = (status: number) => status === 401 || status === 403 || status === 429;
+
+function recordRefusal(security: SecurityLog, req: Request, appError: AppError): void {
+  const context = appError.security;
+  const template = (req.route as { path?: unknown } | undefined)?.path;
+  security({
+    event: context?.event ?? SECURITY_EVENTS[appError.code] ?? 'request_refused',
+    status: appError.status,
+    code: appError.code,
+    reason: context?.reason,
+    // The limiters run before authentication; the early token check already knows who it is.
+    userId: context?.userId ?? req.auth?.sub ?? req.earlyRevocationCheck?.claims.sub,
+    sessionId: context?.sessionId,
+    ip: req.ip,
+    method: req.method,
+    route: typeof template === 'string' ? template : '(unmatched)',
+    requestId: req.id,
+  });
+}
+
+export function errorHandler(logger: Logger, security?: SecurityLog): ErrorRequestHandler {
   return (err, req, res, next) => {
     const appError = toAppError(err);
+    if (security && isRefusal(appError.status)) recordRefusal(security, req, appError);
     if (appError.status >= 500) {
       logger.error('request failed', { error: appError.cause ?? appError, code: appError.code, method: req.method, path: req.path });
     }

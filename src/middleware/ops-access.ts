@@ -21,6 +21,6 @@ export function opsAccess(config: Config): RequestHandler {
     if (config.opsToken && match && tokenMatches(match[1]!, config.opsToken)) return next();
     // req.ip: the client as resolved through trust proxy, not the proxy in front of the app.
     if (req.ip !== undefined && allowed(req.ip, 0)) return next();
-    next(new AppError('forbidden'));
+    next(new AppError('forbidden', { security: { reason: match ? 'wrong ops token' : 'address not allowed, no ops token' } }));
   };
 }

@@ -123,7 +123,7 @@ export function rateLimiter(options: LimiterOptions): RequestHandler {
     handler: (_req, res, next) => {
       options.onLimited?.(name);
       res.setHeader('Cache-Control', 'no-store');
-      next(new AppError('rate_limited'));
+      next(new AppError('rate_limited', { security: { reason: `limiter ${name}` } }));
     },
   });
   return (req, res, next) => {

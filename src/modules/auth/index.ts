@@ -103,10 +103,8 @@ export const authModule = defineModule({
           const found = await findCredentials(db, email);
           // Unknown email and wrong password: same work, same answer.
           const ok = found ? await verifyPassword(found.passwordHash, password) : await verifyAgainstDummy(password);
-          if (!found || !ok) {
-            logger.warn('security event', { event: 'login_failed', reason: found ? 'wrong password' : 'unknown email', userId: found?.user.id, ip: req.ip });
-            throw new AppError('invalid_credentials');
-          }
+          if (!found || !ok)
+            throw new AppError('invalid_credentials', { security: { reason: found ? 'wrong password' : 'unknown email', userId: found?.user.id } });
           logger.info('security event', { event: 'login', userId: found.user.id, ip: req.ip });
           sendTokens(res, 200, await startSession(found.user, req));
         },
@@ -124,16 +122,22 @@ export const authModule = defineModule({
         body: refreshBody,
         responses: { 200: tokens('New tokens for the same session') },
         errors: ['invalid_grant', 'service_unavailable'],
-        handler: async ({ body }, req, res) => {
+        handler: async ({ body }, _req, res) => {
           try {
             const rotated = await sessions.rotate(body.refreshToken);
             const access = accessTokens.issue(rotated.userId, rotated.sessionId);
             sendTokens(res, 200, { accessToken: access.token, refreshToken: rotated.refreshToken, tokenType: 'Bearer', expiresIn: access.expiresIn });
           } catch (err) {
             if (err instanceof RefreshReuseError) {
-              logger.warn('security event', { event: 'refresh_reuse', sessionId: err.sessionId, userId: err.userId, ip: req.ip, action: 'session revoked' });
-            } else if (err instanceof AppError && err.code === 'invalid_grant') {
-              logger.warn('security event', { event: 'refresh_rejected', ip: req.ip });
+              throw new AppError('invalid_grant', {
+                cause: err,
+                security: {
+                  event: 'refresh_reuse',
+                  reason: 'a used refresh token was presented: session revoked',
+                  sessionId: err.sessionId,
+                  userId: err.userId,
+                },
+              });
             }
             throw err;
           }
@@ -158,8 +162,7 @@ export const authModule = defineModule({
           const userId = auth.sub;
           const stored = await findPasswordHash(db, userId);
           if (!stored || !(await verifyPassword(stored, currentPassword))) {
-            logger.warn('security event', { event: 'password_change_failed', reason: 'wrong current password', userId, ip: req.ip });
-            throw new AppError('invalid_credentials');
+            throw new AppError('invalid_credentials', { security: { event: 'password_change_failed', reason: 'wrong current password', userId } });
           }
           const account = await findUser(db, userId);
           if (!account) throw new AppError('invalid_credentials');
@@ -191,8 +194,7 @@ export const authModule = defineModule({
           const userId = auth.sub;
           const stored = await findPasswordHash(db, userId);
           if (!stored || !(await verifyPassword(stored, password))) {
-            logger.warn('security event', { event: 'account_deletion_failed', reason: 'wrong password', userId, ip: req.ip });
-            throw new AppError('invalid_credentials');
+            throw new AppError('invalid_credentials', { security: { event: 'account_deletion_failed', reason: 'wrong password', userId } });
           }
           // Sessions first: if the store cannot answer (503), nothing has been deleted yet.
           await sessions.endAll(userId);

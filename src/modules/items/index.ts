@@ -34,7 +34,7 @@ export const itemsModule = defineModule({
     const ownedItem = async (id: string, userId: string): Promise<Item> => {
       const item = await findItem(db, id);
       if (!item) throw new AppError('not_found');
-      if (item.ownerId !== userId) throw new AppError('forbidden');
+      if (item.ownerId !== userId) throw new AppError('forbidden', { security: { reason: "another user's item" } });
       return item;
     };
 
