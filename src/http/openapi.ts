@@ -282,6 +282,7 @@ export function buildDocument(mounted: readonly MountedRoute[], { config, versio
         'JSON in, JSON out. Every response carries `X-Request-Id`; every error has one envelope (`Error`) with a stable `code`.',
         `Everything under \`/api/v1\` shares the general rate limit (\`api\`: ${api.max} requests per ${api.windowMs / 60_000} min per client IP; it lets requests through when its store is unavailable); some operations add their own.`,
         'A known path answers an unsupported method with 405 `method_not_allowed` and an `Allow` header listing those it supports; an unknown path answers 404 `not_found`. Any request under `/api/v1`, whatever its path, may be refused before routing with 400, 413, 415 or 429 (malformed, too large, not JSON, over the general limit). CORS preflight (`OPTIONS`) answers 204 for allowed origins.',
+        'No string, in a body, a path or a query, may contain a NUL character or an unpaired surrogate (text that cannot be stored as sent): such a value is refused with 422 `validation_failed` naming the field.',
       ].join('\n\n'),
       license: { name: 'MIT', identifier: 'MIT' },
     },

@@ -10,7 +10,7 @@ import type { Request, RequestHandler } from 'express';
 import { body, checkExact, matchedData, param, query, validationResult, type ValidationChain, type ValidationError } from 'express-validator';
 import type { AccessClaims } from '../lib/access-tokens';
 import { AppError, type ErrorDetail } from '../lib/errors';
-import { codePointLength, UUID_PATTERN, type AnySchema, type Fields, type ObjectSchema } from '../lib/schema';
+import { codePointLength, isStorableText, UUID_PATTERN, type AnySchema, type Fields, type ObjectSchema } from '../lib/schema';
 
 type Location = 'params' | 'query' | 'body';
 
@@ -44,7 +44,8 @@ function decimalsPhrase(decimals: number | undefined): string {
 // ---- chains ----------------------------------------------------------------------------------
 
 const builders = { params: param, query, body };
-const SURROGATE = /[\uD800-\uDFFF]/;
+// The fast path leaves any surrogate (paired or not) and NUL to the chains, which say which is wrong.
+const NOT_PLAIN_TEXT = /[\0\uD800-\uDFFF]/;
 
 /** A JSON number with at most `decimals` decimal places (tolerant of binary floating point). */
 function hasDecimals(value: number, decimals: number): boolean {
@@ -58,7 +59,13 @@ function scalarChain(chain: ValidationChain, schema: AnySchema, location: Locati
   switch (schema.kind) {
     case 'string': {
       const { minLength: min, maxLength: max } = schema;
-      let c = chain.isString().withMessage('must be a string').bail();
+      let c = chain
+        .isString()
+        .withMessage('must be a string')
+        .bail()
+        .custom(isStorableText)
+        .withMessage('must not contain NUL characters or unpaired surrogates')
+        .bail();
       if (schema.format === 'email') {
         c = c
           .custom((v: string) => codePointLength(v) <= max)
@@ -166,7 +173,7 @@ function fastField(schema: AnySchema): FastField {
       const re = pattern === undefined ? undefined : new RegExp(pattern, 'u');
       const { minLength: min, maxLength: max } = schema;
       return (raw) => {
-        if (typeof raw !== 'string' || SURROGATE.test(raw)) return UNSURE;
+        if (typeof raw !== 'string' || NOT_PLAIN_TEXT.test(raw)) return UNSURE;
         if (raw.length < min || raw.length > max || (re && !re.test(raw))) return UNSURE;
         return raw;
       };

@@ -220,6 +220,14 @@ export function toJsonSchema(schema: AnySchema, registry: SchemaRegistry): JsonS
   return json;
 }
 
+/**
+ * Text that can be stored as sent: no NUL character (PostgreSQL's text refuses it, which surfaced
+ * as a 500) and no unpaired surrogate (not valid Unicode: stored, it comes back altered as U+FFFD).
+ */
+export function isStorableText(value: string): boolean {
+  return !value.includes('\0') && value.isWellFormed();
+}
+
 /** Number of Unicode code points: what JSON Schema's length keywords count. */
 export function codePointLength(value: string): number {
   let surrogates = 0;
