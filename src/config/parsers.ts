@@ -17,9 +17,15 @@ export function parseDurationMs(raw: string): number {
   return ms;
 }
 
+// Whole bytes, or a number with a unit. Checked before bytes.parse(), which reads what it can of
+// anything: "1e3" as 1, "12abc" as 12, "1.5" as 1.
+const WHOLE_BYTES = /^\d+ *b?$/i;
+const WITH_UNIT = /^(\d+|\d+\.\d+) *[kmg]b$/i;
+
 /** "100kb", "1mb", "2048" → bytes. */
 export function parseByteSize(raw: string): number {
-  const value = bytes.parse(raw.trim());
+  const text = raw.trim();
+  const value = WHOLE_BYTES.test(text) || WITH_UNIT.test(text) ? bytes.parse(text) : null;
   if (value === null || !Number.isFinite(value) || value <= 0) {
     throw new Error('must be a size such as 100kb or 1mb');
   }

@@ -50,6 +50,13 @@ export interface SecurityContext {
   sessionId?: string;
 }
 
+/** The catalogue's message, or the custom one: an error always tells the client something. */
+function messageOf(code: ErrorCode, custom: string | undefined): string {
+  if (custom === undefined) return ERROR_CATALOGUE[code].message;
+  if (custom.trim() === '') throw new TypeError(`AppError ${code}: a custom message must not be empty`);
+  return custom;
+}
+
 export class AppError extends Error {
   readonly status: number;
   readonly details: ErrorDetail[] | undefined;
@@ -60,7 +67,7 @@ export class AppError extends Error {
     readonly code: ErrorCode,
     options: AppErrorOptions = {},
   ) {
-    super(options.message ?? ERROR_CATALOGUE[code].message, { cause: options.cause });
+    super(messageOf(code, options.message), { cause: options.cause });
     this.name = 'AppError';
     this.status = ERROR_CATALOGUE[code].status;
     this.details = options.details;
