@@ -59,6 +59,49 @@ describe('writes', () => {
     expect(res.body.error.details.map((d: { field: string }) => d.field).sort()).toEqual(fields);
   });
 
+  // The price is numeric(12, 2) and a tag at most 50 characters: the edges are taken and stored
+  // exactly, one step beyond is 422 (never a 500 from the column).
+  const MAX_PRICE = 9_999_999_999.99;
+
+  it('takes a price of 0 and the largest the column holds, storing them exactly', async () => {
+    for (const price of [0, 0.01, MAX_PRICE]) {
+      const res = await create({ name: 'edge', price });
+      expect(res.status, String(price)).toBe(201);
+      expect(res.body.item.price).toBe(price);
+      const read = await request(ctx.app).get(`/api/v1/items/${res.body.item.id}`).expect(200);
+      expect(read.body.item.price).toBe(price);
+    }
+  });
+
+  it('refuses a price above the column, or under 0, on create and update', async () => {
+    const { body } = await create({ name: 'edge', price: 1 }).expect(201);
+    for (const price of [MAX_PRICE + 0.01, 10_000_000_000, 1e300, -0.01]) {
+      const created = await create({ name: 'edge', price });
+      expectError(created, 422, 'validation_failed');
+      expect(created.body.error.details, String(price)).toEqual([
+        { field: 'price', location: 'body', message: `must be a number from 0 to ${MAX_PRICE} with at most 2 decimals` },
+      ]);
+      const updated = await request(ctx.app).patch(`/api/v1/items/${body.item.id}`).set(auth(owner)).send({ price });
+      expectError(updated, 422, 'validation_failed');
+    }
+  });
+
+  it('takes a tag of 50 characters and refuses one of 51, counted as sent (then trimmed)', async () => {
+    const fifty = 't'.repeat(50);
+    const res = await create({ name: 'tagged', price: 1, tags: [fifty, '  x '] });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.item.tags).toEqual([fifty, 'x']);
+    const padded = await create({ name: 'tagged', price: 1, tags: [` ${fifty}`] });
+    expect(padded.body.error.details).toEqual([{ field: 'tags[0]', location: 'body', message: 'must be 1 to 50 characters' }]);
+    const long = await create({ name: 'tagged', price: 1, tags: ['x', `${fifty}t`] });
+    expectError(long, 422, 'validation_failed');
+    expect(long.body.error.details).toEqual([{ field: 'tags[1]', location: 'body', message: 'must be 1 to 50 characters' }]);
+    const blank = await create({ name: 'tagged', price: 1, tags: ['   '] });
+    expect(blank.body.error.details).toEqual([{ field: 'tags[0]', location: 'body', message: 'must be 1 to 50 characters' }]);
+    // 20 tags at most: 20 are taken.
+    expect((await create({ name: 'tagged', price: 1, tags: Array.from({ length: 20 }, (_, i) => `t${i}`) })).status).toBe(201);
+  });
+
   it('updates partially, only for the owner', async () => {
     const { body } = await create({ name: 'Chair', price: 40, tags: ['home'] });
     const id = body.item.id;
