@@ -129,6 +129,9 @@ function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
   if (module.stage !== 'operations') {
     // The API middleware: body parsing and checks, malformed requests, the general limit.
     for (const code of API_MIDDLEWARE_CODES) codes.add(code);
+  } else if (route.path.includes(':')) {
+    // Express answers 400 for a path parameter that is not valid percent-encoding (`%zz`).
+    codes.add('bad_request');
   }
   for (const limit of limitsOf(route)) {
     codes.add('rate_limited');

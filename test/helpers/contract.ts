@@ -90,13 +90,16 @@ export async function contractChecker(document: Record<string, unknown>): Promis
     };
     // CORS preflight is the CORS protocol, not an operation (described in the document's info).
     if (exchange.method === 'OPTIONS') return;
-    const url = new URL(exchange.url, 'http://app.test');
+    // The path exactly as the app received it: WHATWG URL parsing would resolve `..` and `%2e%2e`
+    // segments, which Express does not, and match another operation than the one that answered.
+    const queryAt = exchange.url.indexOf('?');
+    const pathname = queryAt === -1 ? exchange.url : exchange.url.slice(0, queryAt);
     const head = exchange.method === 'HEAD';
     const method = head ? 'get' : exchange.method.toLowerCase();
-    const query = Object.fromEntries(url.searchParams);
+    const query = Object.fromEntries(new URLSearchParams(queryAt === -1 ? '' : exchange.url.slice(queryAt + 1)));
     let operation: Operation | undefined;
     try {
-      operation = api.matchOperation({ method, path: url.pathname, query, headers: {} });
+      operation = api.matchOperation({ method, path: pathname, query, headers: {} });
     } catch {
       operation = undefined;
     }
