@@ -1,0 +1,409 @@
+// Sessions, refresh tokens and revocation over the in-process store, on their own: what a session
+// writes and for how long, rotation and reuse detection, logout, logout-all, the session list, and
+// failing closed when the store cannot answer. The modules are loaded inside each test
+// (test/helpers/fresh.ts): the refresh-token pattern is a top-level declaration.
+import { createHmac } from 'node:crypto';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { Config } from '../../src/config';
+import type { AccessClaims } from '../../src/lib/access-tokens';
+import type { KeyValueStore } from '../../src/lib/store/types';
+import { fresh } from '../helpers/fresh';
+
+const load = () =>
+  fresh(async () => ({
+    sessions: await import('../../src/lib/sessions.js'),
+    errors: await import('../../src/lib/errors.js'),
+    store: await import('../../src/lib/store/memory-store.js'),
+  }));
+
+const REFRESH_SECRET = 'r'.repeat(40);
+const MAX_AGE = 30 * 86_400_000;
+const JWT_CONFIG: Config['jwt'] = {
+  accessSecret: 'a'.repeat(40),
+  previousAccessSecrets: [],
+  refreshSecret: REFRESH_SECRET,
+  previousRefreshSecrets: [],
+  generatedSecrets: false,
+  issuer: 'rampart',
+  audience: 'rampart-api',
+  accessTtlMs: 15 * 60_000,
+  refreshTtlMs: 7 * 86_400_000,
+  sessionMaxAgeMs: MAX_AGE,
+};
+const T0 = Date.UTC(2026, 0, 1);
+
+interface Write {
+  key: string;
+  value?: string;
+  ttlMs: number;
+}
+
+/** Sessions over a fresh in-process store, with every write and its expiry recorded. */
+async function setup(jwt: Partial<Config['jwt']> = {}) {
+  const m = await load();
+  const kv = new m.store.MemoryStore('test:');
+  const writes: Write[] = [];
+  const recorded = new Proxy(kv, {
+    get(target, name, receiver) {
+      const original = Reflect.get(target, name, receiver) as unknown;
+      if (typeof original !== 'function') return original;
+      return (...args: unknown[]) => {
+        if (name === 'set' || name === 'swapIfExists') writes.push({ key: args[0] as string, value: args[1] as string, ttlMs: args[2] as number });
+        if (name === 'bump' || name === 'addToSet') writes.push({ key: args[0] as string, ttlMs: args[name === 'bump' ? 1 : 2] as number });
+        return (original as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+  const config = { ...JWT_CONFIG, ...jwt };
+  return { m, kv, writes, config, sessions: new m.sessions.Sessions(recorded, config) };
+}
+
+const json = async (kv: KeyValueStore, key: string) => JSON.parse((await kv.get(key)) ?? 'null') as Record<string, unknown> | null;
+const hmac = (token: string, secret = REFRESH_SECRET) => `rt:${createHmac('sha256', secret).update(token).digest('base64url')}`;
+const claimsOf = (userId: string, sessionId: string, extra: Partial<AccessClaims> = {}): AccessClaims => ({
+  sub: userId,
+  sid: sessionId,
+  jti: `jti-${sessionId}`,
+  iat: Math.floor(Date.now() / 1000),
+  exp: Math.floor(Date.now() / 1000) + 900,
+  ...extra,
+});
+
+/** The refusal `promise` ends in: its code and the reason the security log gets. */
+async function refusal(promise: Promise<unknown>): Promise<{ code: string; reason: string | undefined; userId?: string | undefined }> {
+  const err = (await promise.then(
+    () => expect.fail('expected a refusal'),
+    (e: unknown) => e,
+  )) as { code: string; security?: { reason?: string; userId?: string } };
+  return { code: err.code, reason: err.security?.reason, ...(err.security?.userId !== undefined && { userId: err.security.userId }) };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+describe('create', () => {
+  it('writes the session, its index entry, its last use and one refresh token, each for as long as it may live', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, writes, sessions } = await setup();
+    const { sessionId, refreshToken } = await sessions.create('user-1', 'Mozilla/5.0');
+    expect(sessionId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(refreshToken).toMatch(new RegExp(`^${sessionId}\\.[A-Za-z0-9_-]{43}$`));
+    expect(await json(kv, `sess:${sessionId}`)).toEqual({ uid: 'user-1', gen: 0, expiresAt: T0 + MAX_AGE, createdAt: T0, userAgent: 'Mozilla/5.0' });
+    expect(await kv.setMembers('usess:user-1')).toEqual([sessionId]);
+    expect(await kv.get(`slast:${sessionId}`)).toBe(String(T0));
+    expect(await json(kv, hmac(refreshToken))).toEqual({ state: 'active', sid: sessionId, uid: 'user-1' });
+    expect(writes.map((w) => [w.key.replace(sessionId, 'SID').replace(/^rt:.*/, 'rt:HMAC'), w.ttlMs])).toEqual([
+      ['sess:SID', MAX_AGE],
+      ['usess:user-1', MAX_AGE],
+      ['slast:SID', MAX_AGE],
+      ['rt:HMAC', JWT_CONFIG.refreshTtlMs],
+    ]);
+  });
+
+  it('keeps at most 256 characters of the user agent, and none when there is none', async () => {
+    const { kv, sessions } = await setup();
+    const long = `${'ü'.repeat(255)}😀tail`;
+    const a = await sessions.create('user-1', long);
+    expect((await json(kv, `sess:${a.sessionId}`))?.userAgent).toBe(`${'ü'.repeat(255)}😀`);
+    const b = await sessions.create('user-1');
+    expect((await json(kv, `sess:${b.sessionId}`))?.userAgent).toBeNull();
+    const c = await sessions.create('user-1', '');
+    expect((await json(kv, `sess:${c.sessionId}`))?.userAgent).toBeNull();
+  });
+
+  it('gives a refresh token no longer than the session has left', async () => {
+    const { writes, sessions } = await setup({ refreshTtlMs: MAX_AGE * 2 });
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    await sessions.create('user-1');
+    expect(writes.find((w) => w.key.startsWith('rt:'))?.ttlMs).toBe(MAX_AGE);
+  });
+
+  it('starts in the generation current for the user', async () => {
+    const { kv, sessions } = await setup();
+    await sessions.revokeAll('user-1');
+    await sessions.revokeAll('user-1');
+    const { sessionId } = await sessions.create('user-1');
+    expect((await json(kv, `sess:${sessionId}`))?.gen).toBe(2);
+    expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(true);
+  });
+});
+
+describe('rotate', () => {
+  it('exchanges a refresh token for a new one of the same session, once', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, writes, sessions } = await setup();
+    const first = await sessions.create('user-1');
+    vi.setSystemTime(T0 + 60_000);
+    const second = await sessions.rotate(first.refreshToken);
+    expect(second).toEqual({ sessionId: first.sessionId, refreshToken: expect.stringMatching(new RegExp(`^${first.sessionId}\\.`)), userId: 'user-1' });
+    expect(second.refreshToken).not.toBe(first.refreshToken);
+    expect(await json(kv, hmac(first.refreshToken))).toEqual({ state: 'used', sid: first.sessionId, uid: 'user-1' });
+    expect(await json(kv, hmac(second.refreshToken))).toEqual({ state: 'active', sid: first.sessionId, uid: 'user-1' });
+    expect(await kv.get(`slast:${first.sessionId}`)).toBe(String(T0 + 60_000));
+    // The used record and the last use live as long as the session does; the new token as long as its lifetime.
+    const rest = MAX_AGE - 60_000;
+    expect(writes.slice(4).map((w) => [w.key.startsWith('rt:') ? `rt:${w.value?.includes('used') ? 'used' : 'new'}` : w.key.split(':')[0], w.ttlMs])).toEqual([
+      ['rt:used', rest],
+      ['rt:new', JWT_CONFIG.refreshTtlMs],
+      ['slast', rest],
+    ]);
+  });
+
+  it('treats a second use as theft: the whole session ends', async () => {
+    const { m, kv, sessions } = await setup();
+    const first = await sessions.create('user-1');
+    const second = await sessions.rotate(first.refreshToken);
+    const reuse = await sessions.rotate(first.refreshToken).catch((e: unknown) => e);
+    expect(reuse).toBeInstanceOf(m.sessions.RefreshReuseError);
+    expect(reuse).toMatchObject({ code: 'invalid_grant', sessionId: first.sessionId, userId: 'user-1' });
+    expect(await kv.get(`sess:${first.sessionId}`)).toBeNull();
+    expect(await refusal(sessions.rotate(second.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
+  });
+
+  it('lets exactly one of two concurrent uses of a token through', async () => {
+    const { sessions } = await setup();
+    const { refreshToken } = await sessions.create('user-1');
+    const outcomes = await Promise.allSettled([sessions.rotate(refreshToken), sessions.rotate(refreshToken)]);
+    expect(outcomes.map((o) => o.status).sort()).toEqual(['fulfilled', 'rejected']);
+  });
+
+  it('refuses what is not a refresh token without reading the store', async () => {
+    const { sessions } = await setup();
+    const { sessionId, refreshToken } = await sessions.create('user-1');
+    const random = refreshToken.slice(sessionId.length + 1);
+    for (const token of [
+      '',
+      'abc',
+      `${sessionId}.${random}x`,
+      `${sessionId}.${random.slice(1)}`,
+      `${sessionId.toUpperCase()}.${random}`,
+      `${sessionId}${random}`,
+      `${refreshToken}\n`,
+      ` ${refreshToken}`,
+      `${sessionId}.${random.slice(1)}+`,
+    ]) {
+      expect(await refusal(sessions.rotate(token)), token).toEqual({ code: 'invalid_grant', reason: 'not a refresh token' });
+    }
+  });
+
+  it('refuses a token of a session that ended, expired or was ended by logout-all', async () => {
+    const { kv, sessions } = await setup();
+    const revoked = await sessions.create('user-1');
+    await sessions.revoke(claimsOf('user-1', revoked.sessionId));
+    expect(await refusal(sessions.rotate(revoked.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
+
+    const expired = await sessions.create('user-2');
+    const record = (await json(kv, `sess:${expired.sessionId}`))!;
+    await kv.set(`sess:${expired.sessionId}`, JSON.stringify({ ...record, expiresAt: Date.now() }), 60_000);
+    expect(await refusal(sessions.rotate(expired.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
+    await kv.set(`sess:${expired.sessionId}`, 'not json', 60_000);
+    expect(await refusal(sessions.rotate(expired.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
+
+    const everywhere = await sessions.create('user-3');
+    await sessions.revokeAll('user-3');
+    expect(await refusal(sessions.rotate(everywhere.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended by logout-all', userId: 'user-3' });
+  });
+
+  it('refuses an unknown token of a live session, and one whose record names another session', async () => {
+    const { kv, sessions } = await setup();
+    const { sessionId } = await sessions.create('user-1');
+    const unknown = `${sessionId}.${'A'.repeat(43)}`;
+    expect(await refusal(sessions.rotate(unknown))).toEqual({ code: 'invalid_grant', reason: 'unknown or expired refresh token', userId: 'user-1' });
+    await kv.set(hmac(unknown), JSON.stringify({ state: 'active', sid: 'another-session', uid: 'user-1' }), 60_000);
+    expect(await refusal(sessions.rotate(unknown))).toEqual({ code: 'invalid_grant', reason: 'unknown or expired refresh token', userId: 'user-1' });
+    await kv.set(hmac(unknown), 'not json', 60_000);
+    expect(await refusal(sessions.rotate(unknown))).toEqual({ code: 'invalid_grant', reason: 'unknown or expired refresh token', userId: 'user-1' });
+  });
+
+  it('honours a token issued under a previous refresh secret while it is listed, and issues under the current one', async () => {
+    const OLD = 'o'.repeat(40);
+    const { m, kv, sessions: before } = await setup({ refreshSecret: OLD });
+    const issued = await before.create('user-1');
+    const rotated = new m.sessions.Sessions(kv, { ...JWT_CONFIG, previousRefreshSecrets: [OLD] });
+    const next = await rotated.rotate(issued.refreshToken);
+    expect(await json(kv, hmac(next.refreshToken))).toMatchObject({ state: 'active' });
+    expect(await kv.get(hmac(next.refreshToken, OLD))).toBeNull();
+    const another = await before.create('user-1');
+    const forgotten = new m.sessions.Sessions(kv, JWT_CONFIG);
+    expect((await refusal(forgotten.rotate(another.refreshToken))).reason).toBe('unknown or expired refresh token');
+  });
+});
+
+describe('revocation', () => {
+  it('logout blacklists the access token for its remaining lifetime plus 10 s, and ends its session', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, writes, sessions } = await setup();
+    const { sessionId } = await sessions.create('user-1');
+    const claims = claimsOf('user-1', sessionId, { exp: T0 / 1000 + 300 });
+    expect(await sessions.isActive(claims)).toBe(true);
+    await sessions.revoke(claims);
+    expect(await kv.get(`bl:${claims.jti}`)).toBe('1');
+    expect(writes.find((w) => w.key === `bl:${claims.jti}`)?.ttlMs).toBe(310_000);
+    expect(await kv.get(`sess:${sessionId}`)).toBeNull();
+    expect(await sessions.isActive(claims)).toBe(false);
+  });
+
+  it('keeps the blacklist entry at least a second, even for a token already expired', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { writes, sessions } = await setup();
+    await sessions.revoke(claimsOf('user-1', 'session-1', { exp: T0 / 1000 - 60 }));
+    expect(writes.find((w) => w.key.startsWith('bl:'))?.ttlMs).toBe(1000);
+  });
+
+  it('logout-all ends every existing session of the user, and only theirs; later ones work', async () => {
+    const { writes, sessions } = await setup();
+    const mine = await sessions.create('user-1');
+    const theirs = await sessions.create('user-2');
+    await sessions.revokeAll('user-1');
+    expect(writes.at(-1)).toEqual({ key: 'ugen:user-1', ttlMs: MAX_AGE });
+    expect(await sessions.isActive(claimsOf('user-1', mine.sessionId))).toBe(false);
+    expect(await sessions.isActive(claimsOf('user-2', theirs.sessionId))).toBe(true);
+    const later = await sessions.create('user-1');
+    expect(await sessions.isActive(claimsOf('user-1', later.sessionId))).toBe(true);
+  });
+
+  it('honours a token only with its own live session, not blacklisted', async () => {
+    const { kv, sessions } = await setup();
+    const { sessionId } = await sessions.create('user-1');
+    expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(true);
+    expect(await sessions.isActive(claimsOf('user-2', sessionId))).toBe(false); // someone else's session
+    expect(await sessions.isActive(claimsOf('user-1', 'no-such-session'))).toBe(false);
+    await kv.set('bl:jti-other', '1', 60_000);
+    expect(await sessions.isActive(claimsOf('user-1', sessionId, { jti: 'jti-other' }))).toBe(false);
+    await kv.set(`sess:${sessionId}`, 'not json', 60_000);
+    expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(false);
+  });
+
+  it('ends one session of the user on request, and no one else’s', async () => {
+    const { kv, sessions } = await setup();
+    const a = await sessions.create('user-1');
+    const b = await sessions.create('user-1');
+    const other = await sessions.create('user-2');
+    expect(await sessions.revokeSession('user-1', other.sessionId)).toBe(false);
+    expect(await sessions.revokeSession('user-1', 'no-such-session')).toBe(false);
+    expect(await sessions.revokeSession('user-1', a.sessionId)).toBe(true);
+    expect(await kv.get(`sess:${a.sessionId}`)).toBeNull();
+    expect(await kv.get(`slast:${a.sessionId}`)).toBeNull();
+    expect(await kv.setMembers('usess:user-1')).toEqual([b.sessionId]);
+    expect(await sessions.isActive(claimsOf('user-2', other.sessionId))).toBe(true);
+    await sessions.revokeAll('user-1');
+    expect(await sessions.revokeSession('user-1', b.sessionId)).toBe(false);
+  });
+
+  it('ends everything of a deleted account', async () => {
+    const { kv, sessions } = await setup();
+    const a = await sessions.create('user-1');
+    const b = await sessions.create('user-1');
+    await sessions.endAll('user-1');
+    for (const key of ['usess:user-1', `sess:${a.sessionId}`, `sess:${b.sessionId}`, `slast:${a.sessionId}`, `slast:${b.sessionId}`])
+      expect(await kv.get(key), key).toBeNull();
+    expect(await kv.setMembers('usess:user-1')).toEqual([]);
+    expect(await kv.get('ugen:user-1')).toBe('1');
+  });
+});
+
+describe('list', () => {
+  it('lists the live sessions, newest first, marking the current one', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { sessions } = await setup();
+    const a = await sessions.create('user-1', 'Firefox');
+    vi.setSystemTime(T0 + 1000);
+    const b = await sessions.create('user-1');
+    vi.setSystemTime(T0 + 5000);
+    await sessions.rotate(a.refreshToken);
+    expect(await sessions.list('user-1', a.sessionId)).toEqual([
+      {
+        id: b.sessionId,
+        createdAt: new Date(T0 + 1000).toISOString(),
+        lastUsedAt: new Date(T0 + 1000).toISOString(),
+        expiresAt: new Date(T0 + 1000 + MAX_AGE).toISOString(),
+        userAgent: null,
+        current: false,
+      },
+      {
+        id: a.sessionId,
+        createdAt: new Date(T0).toISOString(),
+        lastUsedAt: new Date(T0 + 5000).toISOString(),
+        expiresAt: new Date(T0 + MAX_AGE).toISOString(),
+        userAgent: 'Firefox',
+        current: true,
+      },
+    ]);
+    expect(await sessions.list('user-2', a.sessionId)).toEqual([]);
+  });
+
+  it('orders sessions created in the same millisecond by id', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { sessions } = await setup();
+    const ids = [(await sessions.create('user-1')).sessionId, (await sessions.create('user-1')).sessionId];
+    expect((await sessions.list('user-1', 'none')).map((s) => s.id)).toEqual([...ids].sort().reverse());
+  });
+
+  it('drops ended sessions from the index as it reads it', async () => {
+    const { kv, sessions } = await setup();
+    const ended = await sessions.create('user-1');
+    const live = await sessions.create('user-1');
+    await sessions.revoke(claimsOf('user-1', ended.sessionId));
+    await kv.addToSet('usess:user-1', ['stray-session'], 60_000);
+    const { sessionId: foreign } = await sessions.create('user-2');
+    await kv.addToSet('usess:user-1', [foreign], 60_000);
+    expect((await sessions.list('user-1', live.sessionId)).map((s) => s.id)).toEqual([live.sessionId]);
+    expect(await kv.setMembers('usess:user-1')).toEqual([live.sessionId]);
+    await sessions.revokeAll('user-1');
+    expect(await sessions.list('user-1', live.sessionId)).toEqual([]);
+    expect(await kv.setMembers('usess:user-1')).toEqual([]);
+  });
+
+  it('reads sessions written before they recorded their start, agent and last use', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, sessions } = await setup();
+    await kv.set('sess:old-session', JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 1000 }), 60_000);
+    await kv.set('sess:odd-session', JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 2000, createdAt: T0 - 10 }), 60_000);
+    await kv.set('slast:odd-session', 'not a number', 60_000);
+    await kv.addToSet('usess:user-1', ['old-session', 'odd-session'], 60_000);
+    const listed = await sessions.list('user-1', 'none');
+    expect(listed.map((s) => [s.id, s.createdAt, s.lastUsedAt, s.userAgent])).toEqual([
+      ['odd-session', new Date(T0 - 10).toISOString(), new Date(T0 - 10).toISOString(), null],
+      ['old-session', new Date(T0 + 1000 - MAX_AGE).toISOString(), new Date(T0 + 1000 - MAX_AGE).toISOString(), null],
+    ]);
+  });
+});
+
+describe('when the store cannot answer', () => {
+  it('fails closed with 503 and Retry-After, passing refusals through unchanged', async () => {
+    const { m, kv, sessions } = await setup();
+    const { sessionId, refreshToken } = await sessions.create('user-1');
+    const claims = claimsOf('user-1', sessionId);
+    await kv.close();
+    for (const [name, call] of [
+      ['create', () => sessions.create('user-1')],
+      ['rotate', () => sessions.rotate(refreshToken)],
+      ['revoke', () => sessions.revoke(claims)],
+      ['revokeAll', () => sessions.revokeAll('user-1')],
+      ['list', () => sessions.list('user-1', sessionId)],
+      ['revokeSession', () => sessions.revokeSession('user-1', sessionId)],
+      ['endAll', () => sessions.endAll('user-1')],
+      ['isActive', () => sessions.isActive(claims)],
+    ] as const) {
+      const err = await (call() as Promise<unknown>).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err, name).toBeInstanceOf(m.errors.AppError);
+      expect(err, name).toMatchObject({ code: 'service_unavailable', status: 503, headers: { 'Retry-After': '5' } });
+    }
+    // A refusal decided before the store is asked stays a refusal.
+    expect((await refusal(sessions.rotate('malformed'))).code).toBe('invalid_grant');
+  });
+
+  it('lists sessions even when dropping ended ones from the index fails', async () => {
+    const { m, config } = await setup();
+    const kv = new m.store.MemoryStore('x:');
+    const failingRemoval = Object.assign(Object.create(kv) as KeyValueStore, { removeFromSet: async () => Promise.reject(new Error('store down')) });
+    const sessions = new m.sessions.Sessions(failingRemoval, config);
+    const live = await sessions.create('user-1');
+    await kv.addToSet('usess:user-1', ['stray-session'], 60_000);
+    expect((await sessions.list('user-1', live.sessionId)).map((s) => s.id)).toEqual([live.sessionId]);
+  });
+});
