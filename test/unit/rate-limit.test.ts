@@ -9,6 +9,7 @@ import type { KeyValueStore } from '../../src/lib/store/types';
 import type { SecurityEvent } from '../../src/lib/security-log';
 import { fresh } from '../helpers/fresh';
 import { captureLogger } from '../helpers/log-capture';
+import { watched } from '../helpers/watched-store';
 
 const load = () =>
   fresh(async () => ({
@@ -29,17 +30,11 @@ async function limited(setup: Setup = {}) {
   const m = await load();
   const memory = new m.store.MemoryStore('t:');
   const calls: string[] = [];
-  const store = new Proxy(memory, {
-    get(target, name, receiver) {
-      const original = Reflect.get(target, name, receiver) as unknown;
-      if (typeof original !== 'function') return original;
-      return (...args: unknown[]) => {
-        calls.push(`${String(name)} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
-        if (setup.down) return Promise.reject(new Error('connection refused'));
-        return (original as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  }) as KeyValueStore;
+  const store = watched<KeyValueStore>(
+    memory,
+    (name, args) => calls.push(`${name} ${args.map((a) => JSON.stringify(a)).join(' ')}`),
+    () => (setup.down ? new Error('connection refused') : undefined),
+  );
   const log = captureLogger('debug');
   const refusals: string[] = [];
   const storeErrors: string[] = [];

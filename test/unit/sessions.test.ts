@@ -8,6 +8,7 @@ import type { Config } from '../../src/config';
 import type { AccessClaims } from '../../src/lib/access-tokens';
 import type { KeyValueStore } from '../../src/lib/store/types';
 import { fresh } from '../helpers/fresh';
+import { watched } from '../helpers/watched-store';
 
 const load = () =>
   fresh(async () => ({
@@ -43,16 +44,9 @@ async function setup(jwt: Partial<Config['jwt']> = {}) {
   const m = await load();
   const kv = new m.store.MemoryStore('test:');
   const writes: Write[] = [];
-  const recorded = new Proxy(kv, {
-    get(target, name, receiver) {
-      const original = Reflect.get(target, name, receiver) as unknown;
-      if (typeof original !== 'function') return original;
-      return (...args: unknown[]) => {
-        if (name === 'set' || name === 'swapIfExists') writes.push({ key: args[0] as string, value: args[1] as string, ttlMs: args[2] as number });
-        if (name === 'bump' || name === 'addToSet') writes.push({ key: args[0] as string, ttlMs: args[name === 'bump' ? 1 : 2] as number });
-        return (original as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
+  const recorded = watched(kv, (name, args) => {
+    if (name === 'set' || name === 'swapIfExists') writes.push({ key: args[0] as string, value: args[1] as string, ttlMs: args[2] as number });
+    if (name === 'bump' || name === 'addToSet') writes.push({ key: args[0] as string, ttlMs: args[name === 'bump' ? 1 : 2] as number });
   });
   const config = { ...JWT_CONFIG, ...jwt };
   return { m, kv, writes, config, sessions: new m.sessions.Sessions(recorded, config) };
