@@ -77,7 +77,8 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     // them is in its process list. A flag node did not know would have kept them from starting.
     for (const worker of app.instances()) {
       expect(worker.status).toBe('online');
-      expect(worker.nodeArgs).toEqual(['--max-old-space-size=128', '--heap-growing-percent=70']);
+      // Two workers (clusterEnv): each heap may take half of 75 % of the host's memory.
+      expect(worker.nodeArgs).toEqual(['--max-old-space-size-percentage=37', '--heap-growing-percent=70']);
     }
   });
 
