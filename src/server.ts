@@ -8,7 +8,7 @@ import { createDependencies, type Dependencies, type DependencyOptions } from '.
 import { migrate } from './lib/db/migrate';
 import { Lifecycle } from './lib/lifecycle';
 import { createLogger, type Logger } from './lib/logger';
-import { createMetrics } from './lib/metrics';
+import { createMetrics, type Metrics } from './lib/metrics';
 import { answerMetricRequests, ClusterMetrics, underPm2Cluster } from './lib/cluster-metrics';
 
 export interface RunningServer {
@@ -25,6 +25,37 @@ function listen(server: http.Server, config: Config): Promise<void> {
       server.off('error', reject);
       resolve();
     });
+  });
+}
+
+/** How often Node looks for connections past their headers or request timeout: 1 s, or a tenth of a shorter headers timeout. */
+function connectionsCheckingInterval(config: Config): number {
+  return Math.min(1000, Math.ceil(config.headersTimeoutMs / 10));
+}
+
+/** How often, at most, a process at its connection cap says so in the log. */
+const SHED_WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * At most config.maxConnections open connections: beyond it Node closes new ones at once, and
+ * each is counted. Under PM2's cluster mode a worker at its cap would instead hand the connection
+ * back to the primary, which offers it again straight away, to this worker or another full one:
+ * a loop that burns CPU in both and never closes the connection. dropMaxConnection closes it in
+ * the worker like a single process does (it has no effect outside cluster mode).
+ */
+function limitConnections(server: http.Server, config: Config, metrics: Metrics, logger: Logger): void {
+  server.maxConnections = config.maxConnections;
+  (server as http.Server & { dropMaxConnection?: boolean }).dropMaxConnection = true;
+  let refused = 0;
+  let warnedAt = -Infinity;
+  server.on('drop', () => {
+    refused += 1;
+    metrics.shed.inc({ reason: 'max_connections' });
+    const now = Date.now();
+    if (now - warnedAt >= SHED_WARNING_INTERVAL_MS) {
+      warnedAt = now;
+      logger.warn('connection limit reached; closing new connections', { maxConnections: config.maxConnections, refused });
+    }
   });
 }
 
@@ -47,12 +78,20 @@ export async function start(config: Config, logger: Logger, options: DependencyO
     clusterMetrics = new ClusterMetrics(process.env.name ?? 'rampart', logger);
   }
   const app = createApp(deps, { lifecycle, metrics, clusterMetrics });
-  const server = http.createServer(app);
-  // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s),
-  // and headersTimeout above keepAliveTimeout as Node requires.
-  server.keepAliveTimeout = config.keepAliveTimeoutMs;
-  server.headersTimeout = config.headersTimeoutMs;
-  server.requestTimeout = Math.max(config.headersTimeoutMs, 60_000);
+  const server = http.createServer(
+    {
+      // Slow clients: Node answers 408 and closes the connection when the headers, or the whole
+      // request (headers and body, not the response), take longer. Connections are checked every
+      // second (Node's default is 30 s, which would let a 10 s limit run to 40 s).
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingInterval(config),
+      // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s).
+      keepAliveTimeout: config.keepAliveTimeoutMs,
+    },
+    app,
+  );
+  limitConnections(server, config, metrics, logger);
   await listen(server, config);
   const port = (server.address() as AddressInfo).port;
   logger.info('listening', { port, env: config.env, store: deps.store.kind, database: deps.db.kind });

@@ -91,6 +91,11 @@ const envSchema = z.object({
   LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
   // Above nginx's upstream keepalive_timeout (60 s) so the proxy, not Node, closes idle sockets.
   KEEP_ALIVE_TIMEOUT_MS: integer(1000, 600_000).default(65_000),
+  // Slow clients: the request headers, then the whole request, must arrive within these (Node
+  // answers 408 and closes the connection); no more connections per process than MAX_CONNECTIONS.
+  HEADERS_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
+  REQUEST_TIMEOUT_MS: integer(1000, 600_000).default(30_000),
+  MAX_CONNECTIONS: integer(1, 1_000_000).default(1024),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
@@ -140,7 +145,12 @@ export interface Config {
   readonly shutdownDrainMs: number;
   readonly logLevel: (typeof LOG_LEVELS)[number];
   readonly keepAliveTimeoutMs: number;
+  /** Time a client has to send the request headers (the request line included). */
   readonly headersTimeoutMs: number;
+  /** Time a client has to send the whole request, headers and body; never less than headersTimeoutMs. */
+  readonly requestTimeoutMs: number;
+  /** Connections one process keeps open at most; beyond it new ones are closed and counted. */
+  readonly maxConnections: number;
   readonly redisCommandTimeoutMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
@@ -187,6 +197,17 @@ function productionProblems(env: Env): string[] {
     problems.push(`OPS_TOKEN: must be at least ${MIN_SECRET_BYTES} bytes`);
   }
   return problems;
+}
+
+/** Settings valid one by one that contradict each other; checked when each of them is valid. */
+function relationProblems(env: Env): string[] {
+  const headers = envSchema.shape.HEADERS_TIMEOUT_MS.safeParse(env.HEADERS_TIMEOUT_MS);
+  const request = envSchema.shape.REQUEST_TIMEOUT_MS.safeParse(env.REQUEST_TIMEOUT_MS);
+  if (headers.success && request.success && headers.data > request.data) {
+    // Node.js refuses it too: the headers are part of the request, so the longer limit could never apply.
+    return ['HEADERS_TIMEOUT_MS: must not be longer than REQUEST_TIMEOUT_MS (the headers are part of the request)'];
+  }
+  return [];
 }
 
 function splitList(raw: string | undefined): string[] {
@@ -239,6 +260,7 @@ export function loadConfig(env: Env = process.env): Config {
     }
   }
   problems.push(...secretProblems(cleaned));
+  problems.push(...relationProblems(cleaned));
   const nodeEnv = cleaned.NODE_ENV ?? 'development';
   if (nodeEnv === 'production') problems.push(...productionProblems(cleaned));
   if (problems.length > 0 || !parsed.success) throw new ConfigError(problems);
@@ -304,7 +326,9 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownDrainMs: e.SHUTDOWN_DRAIN_MS,
     logLevel: e.LOG_LEVEL,
     keepAliveTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS,
-    headersTimeoutMs: e.KEEP_ALIVE_TIMEOUT_MS + 1000,
+    headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
+    maxConnections: e.MAX_CONNECTIONS,
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,

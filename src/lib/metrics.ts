@@ -11,6 +11,7 @@ export interface Metrics {
   rateLimited: Counter<'limiter'>;
   rateLimitStoreErrors: Counter<'limiter'>;
   authFailures: Counter<'reason'>;
+  shed: Counter<'reason'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -64,6 +65,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     authFailures: new Counter({
       name: 'rampart_auth_failures_total',
       help: 'Rejected authentications, by reason',
+      labelNames: ['reason'],
+      registers: [registry],
+    }),
+    shed: new Counter({
+      name: 'rampart_shed_total',
+      help: 'Work refused to keep the process serving, by reason (max_connections: connections closed at MAX_CONNECTIONS)',
       labelNames: ['reason'],
       registers: [registry],
     }),

@@ -7,10 +7,11 @@ import type { Request, RequestHandler } from 'express';
 import morgan from 'morgan';
 import type { Logger } from '../lib/logger';
 import { redactUrl } from '../lib/redact';
+import { answeredStatus } from './answered-status';
 
 export function accessLog(logger: Logger): RequestHandler {
   return morgan<IncomingMessage, ServerResponse>((tokens, req, res) => {
-    const status = res.statusCode;
+    const status = answeredStatus(res);
     const request = req as Request;
     logger.info('request completed', {
       requestId: request.id,

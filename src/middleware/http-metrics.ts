@@ -5,6 +5,7 @@
 import type { RequestHandler } from 'express';
 import onFinished from 'on-finished';
 import type { Metrics } from '../lib/metrics';
+import { answeredStatus } from './answered-status';
 
 const UNMATCHED_ROUTE = '(unmatched)';
 
@@ -15,7 +16,7 @@ export function httpMetrics(metrics: Metrics): RequestHandler {
     onFinished(res, () => {
       metrics.inFlight.dec();
       const path = (req.route as { path?: unknown } | undefined)?.path;
-      stop({ method: req.method, route: typeof path === 'string' ? path : UNMATCHED_ROUTE, status_code: String(res.statusCode) });
+      stop({ method: req.method, route: typeof path === 'string' ? path : UNMATCHED_ROUTE, status_code: String(answeredStatus(res)) });
     });
     next();
   };

@@ -46,9 +46,16 @@ describe('start()', () => {
     await testDb?.drop();
   });
 
-  it('keeps idle connections open longer than the proxy does, headers timeout above that', () => {
+  it('keeps idle connections open longer than the proxy does, and bounds slow clients and connections', () => {
     expect(running.server.keepAliveTimeout).toBe(65_000);
-    expect(running.server.headersTimeout).toBeGreaterThan(running.server.keepAliveTimeout);
+    expect(running.server.headersTimeout).toBe(10_000);
+    expect(running.server.requestTimeout).toBe(30_000);
+    expect(running.server.maxConnections).toBe(1024);
+    // Checked every second rather than Node's 30 s, and a full worker closes the connection itself
+    // (test/system/slow-clients.test.ts shows both).
+    const server = running.server as typeof running.server & { connectionsCheckingInterval?: number; dropMaxConnection?: boolean };
+    expect(server.connectionsCheckingInterval).toBe(1000);
+    expect(server.dropMaxConnection).toBe(true);
   });
 
   it('serves health and the example route', async () => {

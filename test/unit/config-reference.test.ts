@@ -166,9 +166,13 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   SHUTDOWN_DRAIN_MS: (c) => c.shutdownDrainMs,
   LOG_LEVEL: (c) => c.logLevel,
   KEEP_ALIVE_TIMEOUT_MS: (c) => c.keepAliveTimeoutMs,
+  HEADERS_TIMEOUT_MS: (c) => c.headersTimeoutMs,
+  REQUEST_TIMEOUT_MS: (c) => c.requestTimeoutMs,
+  MAX_CONNECTIONS: (c) => c.maxConnections,
   REDIS_COMMAND_TIMEOUT_MS: (c) => c.redisCommandTimeoutMs,
   DB_STATEMENT_TIMEOUT_MS: (c) => c.dbStatementTimeoutMs,
   DB_POOL_MAX: (c) => c.dbPoolMax,
+  MIGRATE_ON_START: (c) => c.migrateOnStart,
 };
 
 function propertyOf(name: string): ((c: Config) => unknown) | null | undefined {

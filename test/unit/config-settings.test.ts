@@ -31,6 +31,8 @@ interface IntegerSetting {
   min: number;
   max: number;
   read: (c: Config) => number;
+  /** Settings it must agree with, at values that let it take its whole range. */
+  others?: Env;
 }
 
 const RATE_LIMIT = /^RATE_LIMIT_([A-Z_]+)_(MAX|WINDOW_MS)$/;
@@ -39,6 +41,9 @@ const INTEGER_SETTINGS: IntegerSetting[] = [
   { name: 'SHUTDOWN_TIMEOUT_MS', min: 0, max: 600_000, read: (c) => c.shutdownTimeoutMs },
   { name: 'SHUTDOWN_DRAIN_MS', min: 0, max: 60_000, read: (c) => c.shutdownDrainMs },
   { name: 'KEEP_ALIVE_TIMEOUT_MS', min: 1000, max: 600_000, read: (c) => c.keepAliveTimeoutMs },
+  { name: 'HEADERS_TIMEOUT_MS', min: 1000, max: 600_000, read: (c) => c.headersTimeoutMs, others: { REQUEST_TIMEOUT_MS: '600000' } },
+  { name: 'REQUEST_TIMEOUT_MS', min: 1000, max: 600_000, read: (c) => c.requestTimeoutMs, others: { HEADERS_TIMEOUT_MS: '1000' } },
+  { name: 'MAX_CONNECTIONS', min: 1, max: 1_000_000, read: (c) => c.maxConnections },
   { name: 'REDIS_COMMAND_TIMEOUT_MS', min: 10, max: 5000, read: (c) => c.redisCommandTimeoutMs },
   { name: 'DB_STATEMENT_TIMEOUT_MS', min: 10, max: 60_000, read: (c) => c.dbStatementTimeoutMs },
   { name: 'DB_POOL_MAX', min: 1, max: 200, read: (c) => c.dbPoolMax },
@@ -58,22 +63,22 @@ describe('integer settings', () => {
     expect(INTEGER_SETTINGS.filter((s) => RATE_LIMIT.test(s.name)).length).toBeGreaterThanOrEqual(8);
   });
 
-  it.each(INTEGER_SETTINGS)('$name takes $min and $max, and refuses one beyond either end', async ({ name, min, max, read }) => {
-    expect(read(await load({ [name]: String(min) }))).toBe(min);
-    expect(read(await load({ [name]: String(max) }))).toBe(max);
+  it.each(INTEGER_SETTINGS)('$name takes $min and $max, and refuses one beyond either end', async ({ name, min, max, read, others }) => {
+    expect(read(await load({ ...others, [name]: String(min) }))).toBe(min);
+    expect(read(await load({ ...others, [name]: String(max) }))).toBe(max);
     const range = `${name}: must be an integer from ${min} to ${max}`;
-    expect(await problemsOf({ [name]: String(max + 1) })).toEqual([range]);
-    expect(await problemsOf({ [name]: String(min - 1) })).toEqual([range]);
+    expect(await problemsOf({ ...others, [name]: String(max + 1) })).toEqual([range]);
+    expect(await problemsOf({ ...others, [name]: String(min - 1) })).toEqual([range]);
   });
 
-  it.each(INTEGER_SETTINGS)('$name is written in plain digits: no exponent, fraction, sign, separator or hex', async ({ name, min, max }) => {
+  it.each(INTEGER_SETTINGS)('$name is written in plain digits: no exponent, fraction, sign, separator or hex', async ({ name, min, max, others }) => {
     const range = `${name}: must be an integer from ${min} to ${max}`;
     const value = max; // in range however it is spelt
     for (const spelling of [`${value}.0`, `+${value}`, `${value}e0`, `0x${value.toString(16)}`, `${value},0`, `${value} 0`, `${value}abc`, 'ten']) {
-      expect(await problemsOf({ [name]: spelling }), spelling).toEqual([range]);
+      expect(await problemsOf({ ...others, [name]: spelling }), spelling).toEqual([range]);
     }
     // 1e3 is 1000 to Number(), inside most of these ranges: still refused.
-    expect(await problemsOf({ [name]: '1e3' })).toEqual([range]);
+    expect(await problemsOf({ ...others, [name]: '1e3' })).toEqual([range]);
   });
 
   it('ignores surrounding whitespace, and takes an empty value as unset', async () => {
@@ -86,8 +91,45 @@ describe('integer settings', () => {
     const config = await load({});
     expect([config.port, config.shutdownTimeoutMs, config.shutdownDrainMs, config.keepAliveTimeoutMs]).toEqual([3000, 10_000, 1500, 65_000]);
     expect([config.redisCommandTimeoutMs, config.dbStatementTimeoutMs, config.dbPoolMax]).toEqual([250, 800, 10]);
-    expect(config.headersTimeoutMs).toBe(66_000);
-    expect((await load({ KEEP_ALIVE_TIMEOUT_MS: '1000' })).headersTimeoutMs).toBe(2000);
+    expect([config.headersTimeoutMs, config.requestTimeoutMs, config.maxConnections]).toEqual([10_000, 30_000, 1024]);
+    // The headers timeout no longer follows the keep-alive timeout (Node 18 and later time the
+    // headers from the request's first byte, not from the end of the previous response).
+    expect((await load({ KEEP_ALIVE_TIMEOUT_MS: '1000' })).headersTimeoutMs).toBe(10_000);
+  });
+});
+
+describe('slow-client timeouts', () => {
+  const relation = 'HEADERS_TIMEOUT_MS: must not be longer than REQUEST_TIMEOUT_MS (the headers are part of the request)';
+
+  it('takes a headers timeout up to the request timeout, equal included', async () => {
+    const equal = await load({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '20000' });
+    expect([equal.headersTimeoutMs, equal.requestTimeoutMs]).toEqual([20_000, 20_000]);
+    expect((await load({ HEADERS_TIMEOUT_MS: '30000' })).headersTimeoutMs).toBe(30_000); // the default request timeout
+    expect((await load({ REQUEST_TIMEOUT_MS: '10000' })).requestTimeoutMs).toBe(10_000); // the default headers timeout
+  });
+
+  it('refuses a headers timeout longer than the request timeout, against either default, one millisecond over', async () => {
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: '20001', REQUEST_TIMEOUT_MS: '20000' })).toEqual([relation]);
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: '30001' })).toEqual([relation]);
+    expect(await problemsOf({ REQUEST_TIMEOUT_MS: '9999' })).toEqual([relation]);
+  });
+
+  it('lists the relation with every other problem, and only once each value is valid', async () => {
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: '60000', REQUEST_TIMEOUT_MS: '5000', PORT: 'x', JWT_ACCESS_SECRET: 'short' })).toEqual([
+      'PORT: must be an integer from 0 to 65535',
+      'JWT_ACCESS_SECRET: must be at least 32 bytes (got 5)',
+      relation,
+    ]);
+    // An invalid value is reported as such, not compared.
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: '60000', REQUEST_TIMEOUT_MS: '500' })).toEqual([
+      'REQUEST_TIMEOUT_MS: must be an integer from 1000 to 600000',
+    ]);
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: 'soon', REQUEST_TIMEOUT_MS: '5000' })).toEqual([
+      'HEADERS_TIMEOUT_MS: must be an integer from 1000 to 600000',
+    ]);
+    // Empty means unset: the default takes part in the comparison.
+    expect(await problemsOf({ HEADERS_TIMEOUT_MS: '', REQUEST_TIMEOUT_MS: '5000' })).toEqual([relation]);
+    expect(await problemsOf({ ...PRODUCTION_OK, HEADERS_TIMEOUT_MS: '40000' })).toEqual([relation]);
   });
 });
 
@@ -261,6 +303,13 @@ describe('other settings', () => {
     const defaults = await load({});
     expect(defaults.jwt).toMatchObject({ accessTtlMs: 15 * 60_000, refreshTtlMs: 7 * 86_400_000, sessionMaxAgeMs: 30 * 86_400_000 });
     expect(defaults.bodyLimitBytes).toBe(102_400);
+  });
+
+  it('migrates on start unless MIGRATE_ON_START says false', async () => {
+    expect((await load({})).migrateOnStart).toBe(true);
+    expect((await load({ MIGRATE_ON_START: 'false' })).migrateOnStart).toBe(false);
+    expect((await load({ MIGRATE_ON_START: 'true' })).migrateOnStart).toBe(true);
+    expect(await problemsOf({ MIGRATE_ON_START: 'sometimes' })).toEqual([expect.stringMatching(/^MIGRATE_ON_START: /)]);
   });
 
   it('reads the environment, the host and the log level', async () => {
