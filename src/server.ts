@@ -63,7 +63,8 @@ export async function start(config: Config, logger: Logger, options: DependencyO
   for (const warning of config.warnings) logger.warn(warning);
   const deps = await createDependencies(config, logger, options);
   try {
-    const applied = await migrate(deps.db);
+    // Off (MIGRATE_ON_START=false) when a release step migrates first, e.g. a Kubernetes Job.
+    const applied = config.migrateOnStart ? await migrate(deps.db) : [];
     if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
   } catch (err) {
     await deps.close();

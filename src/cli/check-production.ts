@@ -8,12 +8,15 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { ConfigError, loadConfig, type Config, type Env } from '../config';
 import { redactString } from '../lib/redact';
+import { appContainer, containerEnv, kubernetesProblems, renderOverlay, type K8sObject } from './kubernetes-policy';
 
 interface Options {
   envFile?: string;
   ecosystem: string;
   nginxDir: string;
   connect: boolean;
+  /** A kustomize overlay to render and check instead of the PM2 process file and nginx. */
+  kubernetes?: string;
 }
 
 interface Finding {
@@ -22,7 +25,7 @@ interface Finding {
   message: string;
 }
 
-const USAGE = `Usage: scripts/check-production [--env-file FILE] [--ecosystem FILE] [--nginx-dir DIR] [--no-connect]
+const USAGE = `Usage: scripts/check-production [--env-file FILE] [--ecosystem FILE] [--nginx-dir DIR] [--kubernetes DIR] [--no-connect]
 
 Checks a production configuration and reports each problem:
   configuration   every variable the app validates (secrets, TRUST_PROXY, CORS, ...)
@@ -31,10 +34,16 @@ Checks a production configuration and reports each problem:
   database        reachable
   pm2             cluster mode, wait_ready, kill_timeout longer than drain + shutdown timeout
   nginx           body limit equal to BODY_LIMIT, upstream keep-alive shorter than the app's
+  kubernetes      (with --kubernetes) the overlay rendered by kubectl kustomize: probes, grace
+                  period against the app's shutdown timings, selectors, resources, security
+                  context, pinned images, Ingress (docs/kubernetes.md); the configuration is then
+                  the overlay's ConfigMap plus --env-file (the Secret's values)
 
   --env-file FILE   environment of the deployment (KEY=value lines); default: the process env
   --ecosystem FILE  PM2 process file (default: ecosystem.config.js)
   --nginx-dir DIR   nginx configuration folder (default: nginx)
+  --kubernetes DIR  a kustomize overlay, e.g. deploy/kubernetes/overlays/production (needs kubectl);
+                    replaces the pm2 and nginx checks
   --no-connect      skip the Redis and PostgreSQL connection checks
 Exit status: 0 when everything is fine, 1 when a problem was found, 2 on bad usage.`;
 
@@ -51,6 +60,7 @@ function parseArgs(argv: string[]): Options | 'help' {
     else if (arg === '--env-file') options.envFile = value();
     else if (arg === '--ecosystem') options.ecosystem = value();
     else if (arg === '--nginx-dir') options.nginxDir = value();
+    else if (arg === '--kubernetes') options.kubernetes = value();
     else if (arg === '--no-connect') options.connect = false;
     else throw new Error(`unknown argument '${arg}'`);
   }
@@ -220,6 +230,13 @@ export async function runChecks(options: Options): Promise<Finding[]> {
     if (!existsSync(options.envFile)) return [{ ok: false, check: 'configuration', message: `${options.envFile} not found` }];
     env = parseEnvFile(readFileSync(options.envFile, 'utf8'));
   }
+  let kubernetes: Finding[] | undefined;
+  if (options.kubernetes) {
+    const checked = checkKubernetes(options.kubernetes, options.envFile ? env : {});
+    kubernetes = checked.findings;
+    // The pods run with the overlay's ConfigMap and the Secret (the env file's values).
+    env = { ...checked.env, ...env };
+  }
   env.NODE_ENV = 'production';
   let config: Config;
   try {
@@ -227,7 +244,7 @@ export async function runChecks(options: Options): Promise<Finding[]> {
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     // Without a valid configuration the other checks would guess; report what is wrong first.
-    return err.problems.map((p) => ({ ok: false, check: 'configuration', message: p }));
+    return [...err.problems.map((p) => ({ ok: false, check: 'configuration', message: p })), ...(kubernetes ?? [])];
   }
   const findings: Finding[] = [{ ok: true, check: 'configuration', message: 'every variable valid for production' }];
   findings.push(checkTrustProxy(config));
@@ -243,9 +260,27 @@ export async function runChecks(options: Options): Promise<Finding[]> {
     if (config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl) findings.push(await checkRedis(config.cacheRedisUrl, 'cache', false));
     findings.push(await checkDatabase(config.databaseUrl!));
   }
+  if (kubernetes) return [...findings, ...kubernetes];
   findings.push(...checkPm2(options.ecosystem, env, config));
   findings.push(...checkNginx(options.nginxDir, config));
   return findings;
+}
+
+/** The overlay, rendered and held to the same rules as CI (src/cli/kubernetes-policy.ts). */
+function checkKubernetes(dir: string, secretEnv: Env): { findings: Finding[]; env: Env } {
+  let objects: K8sObject[];
+  try {
+    objects = renderOverlay(dir);
+  } catch (err) {
+    const stderr = (err as { stderr?: string }).stderr?.trim();
+    return { findings: [{ ok: false, check: 'kubernetes', message: `kubectl kustomize ${dir} failed: ${stderr || (err as Error).message}` }], env: {} };
+  }
+  const container = appContainer(objects);
+  const env = container ? containerEnv(objects, container) : {};
+  const problems = kubernetesProblems(objects, secretEnv);
+  const findings = problems.map((message) => ({ ok: false, check: 'kubernetes', message }));
+  if (findings.length === 0) findings.push({ ok: true, check: 'kubernetes', message: `${dir}: ${objects.length} objects follow the rules` });
+  return { findings, env };
 }
 
 async function main(): Promise<number> {

@@ -99,6 +99,8 @@ const envSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
+  // Off where a separate step migrates before the new version starts (a Kubernetes Job).
+  MIGRATE_ON_START: from(parseBoolean).default(true),
   ...rateLimitFields,
 });
 
@@ -154,6 +156,8 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
+  /** Apply pending migrations before listening (MIGRATE_ON_START; off when a release step migrates). */
+  readonly migrateOnStart: boolean;
   readonly rateLimits: Readonly<Record<RateLimitScope, Readonly<RateLimitRule>>>;
   /** Messages for the logger once it exists (e.g. generated secrets, embedded stores). */
   readonly warnings: readonly string[];
@@ -332,6 +336,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,
+    migrateOnStart: e.MIGRATE_ON_START,
     rateLimits: Object.freeze(rateLimits),
     warnings: Object.freeze(warnings),
   };

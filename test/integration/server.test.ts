@@ -29,6 +29,24 @@ function get(port: number, urlPath: string, agent?: http.Agent): Promise<{ statu
   });
 }
 
+describe('start() with MIGRATE_ON_START=false', () => {
+  it('leaves the database as it finds it (a release step migrates instead)', async () => {
+    const testDb = DATABASE_URL ? await createTestDatabase() : undefined;
+    const prefix = `rampart:test:${uniqueSuffix()}:`;
+    const env: Env = { NODE_ENV: 'test', PORT: '0', REDIS_URL, DATABASE_URL: testDb?.url, SHUTDOWN_DRAIN_MS: '0', MIGRATE_ON_START: 'false' };
+    const running = await start(loadConfig(env), captureLogger().logger, { keyPrefix: prefix });
+    try {
+      const { rows } = await running.deps.db.query<{ table: string | null }>("SELECT to_regclass('schema_migrations')::text AS table");
+      expect(rows).toEqual([{ table: null }]);
+      expect((await get(running.port, '/health')).status).toBe(200);
+    } finally {
+      await running.shutdown('test end');
+      if (REDIS_URL) await deleteRedisPrefix(REDIS_URL, prefix);
+      await testDb?.drop();
+    }
+  });
+});
+
 describe('start()', () => {
   let testDb: TestDatabase | undefined;
   let running: RunningServer;
