@@ -46,6 +46,7 @@ const SHED_WARNING_INTERVAL_MS = 10_000;
 function limitConnections(server: http.Server, config: Config, metrics: Metrics, logger: Logger): void {
   server.maxConnections = config.maxConnections;
   (server as http.Server & { dropMaxConnection?: boolean }).dropMaxConnection = true;
+  metrics.shed.inc({ reason: 'max_connections' }, 0); // present from the start, so a rate can be taken at once
   let refused = 0;
   let warnedAt = -Infinity;
   server.on('drop', () => {

@@ -6,6 +6,7 @@ import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
+import { sample } from '../helpers/prometheus';
 import { toolAvailable } from '../helpers/services';
 
 const HAS_PROMTOOL = toolAvailable(spawnSync('promtool', ['--version']).status === 0, 'promtool (Debian package prometheus)');
@@ -17,11 +18,6 @@ beforeAll(async () => {
   ctx = await createTestContext({ app: { metrics }, env: { RATE_LIMIT_LOGIN_MAX: '1' } });
 });
 afterAll(async () => ctx?.close());
-
-function sample(text: string, name: string, labels: Record<string, string>): number | undefined {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
-  return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 describe('/metrics', () => {
   it('labels requests by route template and status, never by raw path', async () => {

@@ -7,6 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { clusterEnv, fresh, Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, TestRedisServer } from '../helpers/redis-server';
 import { DATABASE_URL } from '../helpers/services';
+import { sample } from '../helpers/prometheus';
 
 const CAN_RUN = Boolean(DATABASE_URL) && HAS_REDIS_SERVER;
 const REASON = 'skipped: needs real PostgreSQL shared by the workers (DATABASE_URL) and redis-server';
@@ -23,11 +24,6 @@ async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms
     await sleep(200);
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-function metricValue(text: string, name: string, labels: Record<string, string>): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`)));
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
 describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REASON}]`}`, () => {
@@ -110,7 +106,7 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     for (let i = 0; i < 6; i++) {
       const scrape = await fresh(port, 'GET', '/metrics');
       expect(scrape.status).toBe(200);
-      seen.push(metricValue(scrape.body, 'http_request_duration_seconds_count', { route: '/api/v1/items/:id', status_code: '404' }));
+      seen.push(sample(scrape.body, 'http_request_duration_seconds_count', { route: '/api/v1/items/:id', status_code: '404' }) ?? 0);
     }
     expect(seen).toEqual(Array(6).fill(sent));
   });
