@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { parseDurationMs, parseTrustProxy } from '../../src/config/parsers';
@@ -133,7 +135,9 @@ describe('loadConfig', () => {
     const config = loadConfig({ KEEP_ALIVE_TIMEOUT_MS: '75000' });
     expect(config.keepAliveTimeoutMs).toBe(75_000);
     expect(loadConfig({}).keepAliveTimeoutMs).toBeGreaterThan(60_000); // above nginx's upstream keep-alive
-    // Headers within 10 s (nginx's client_header_timeout), the whole request within 30 s.
+    // Headers within nginx's client_header_timeout (10 s), the whole request within 30 s.
+    const nginxHeaders = /^\s*client_header_timeout (\d+)s;$/m.exec(readFileSync(path.join(__dirname, '../../nginx/nginx.conf'), 'utf8'));
+    expect(loadConfig({}).headersTimeoutMs).toBe(Number(nginxHeaders?.[1]) * 1000);
     expect(loadConfig({}).headersTimeoutMs).toBe(10_000);
     expect(loadConfig({}).requestTimeoutMs).toBe(30_000);
   });
