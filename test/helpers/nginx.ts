@@ -23,14 +23,15 @@ export class TestNginx {
 
   /**
    * `generalRate`: the general flood limit, per client address. Load tests from one address raise
-   * it (nginx would rightly refuse thousands of requests a second from one client); the auth zone
-   * is never changed. `readTimeout`: how long nginx waits for the app's answer (35s as shipped),
-   * shortened to see nginx's 504 in a test.
+   * it (nginx would rightly refuse thousands of requests a second from one client). `authRate`:
+   * the auth routes' limit, raised only by the security scan (npm run scan), whose scanners must
+   * reach the login handler; the tests keep it as shipped. `readTimeout`: how long nginx waits for
+   * the app's answer (35s as shipped), shortened to see nginx's 504 in a test.
    */
   constructor(
     readonly ports: NginxPorts,
     generalRate?: string,
-    { readTimeout }: { readTimeout?: string } = {},
+    { readTimeout, authRate }: { readTimeout?: string; authRate?: string } = {},
   ) {
     const d = this.dir;
     for (const sub of ['conf.d', 'rampart', 'tls', 'logs', 'tmp']) mkdirSync(path.join(d, sub));
@@ -75,6 +76,7 @@ export class TestNginx {
       .replaceAll('/etc/nginx/tls/', `${d}/tls/`)
       .replaceAll('/etc/nginx/rampart/', `${d}/rampart/`)
       .replace('zone=rampart_api:10m rate=50r/s;', `zone=rampart_api:10m rate=${generalRate ?? '50r/s'};`)
+      .replace('zone=rampart_auth:10m rate=5r/s;', `zone=rampart_auth:10m rate=${authRate ?? '5r/s'};`)
       .replace('proxy_read_timeout 35s;', `proxy_read_timeout ${readTimeout ?? '35s'};`);
     writeFileSync(path.join(d, 'conf.d/rampart.conf'), site);
     for (const name of readdirSync(path.join(ROOT, 'nginx/rampart'))) {
