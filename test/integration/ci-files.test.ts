@@ -390,3 +390,36 @@ describe('Node lines: engines, .nvmrc, the image, CI and the README agree', () =
     }
   });
 });
+
+// The scanners cannot run here (they need the Debian tools and minutes); what is checked is that CI
+// runs them, bounded, at the right moment, and installs each one the script calls.
+describe('npm run scan', () => {
+  const ciRun = read('.ci/run');
+  const lines = ciRun.split('\n');
+  const at = (pattern: RegExp) => lines.findIndex((l) => pattern.test(l));
+  const scanLine = at(/^timeout \d+ npm run scan$/);
+
+  it('is scripts/scan.ts, which .ci/run runs under timeout after every test stage and before the benchmark', () => {
+    expect(pkg.scripts.scan).toBe('tsx scripts/scan.ts');
+    expect(read('scripts/scan.ts')).toContain('process.exit(failed ? 1 : 0)');
+    expect(scanLine).toBeGreaterThan(0);
+    expect(lines.filter((l) => l.includes('npm run scan') && !l.startsWith('#') && !l.startsWith('log '))).toHaveLength(1);
+    const seconds = Number(/^timeout (\d+) npm run scan$/m.exec(ciRun)![1]);
+    expect(seconds).toBeGreaterThan(0);
+    expect(seconds).toBeLessThanOrEqual(20 * 60);
+    expect(scanLine).toBeGreaterThan(at(/^timeout \d+ npm test\b/));
+    expect(scanLine).toBeGreaterThan(at(/^verdict \.ci-results\.json$/));
+    expect(scanLine).toBeGreaterThan(at(/^verdict \.ci-results-oldest\.json$/));
+    expect(scanLine).toBeLessThan(at(/npm run bench/));
+  });
+
+  it('installs, before running the scan, every scanner the script calls and the word lists it reads', () => {
+    const script = read('scripts/scan.ts');
+    const tools = new Set([...script.matchAll(/\brun\(\s*'([\w.-]+)'/g)].map((m) => m[1]!));
+    expect(tools).toEqual(new Set(['shellcheck', 'testssl', 'nmap', 'sqlmap', 'wapiti', 'ffuf']));
+    const before = lines.slice(0, scanLine).join('\n');
+    for (const tool of tools) expect(before, tool).toMatch(new RegExp(`^command -v ${tool} >/dev/null \\|\\| apt_install `, 'm'));
+    expect(script).toContain('/usr/share/dirb/wordlists/');
+    expect(before).toMatch(/^command -v dirb >\/dev\/null \|\| apt_install .*\bdirb$/m);
+  });
+});
