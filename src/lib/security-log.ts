@@ -22,7 +22,7 @@ export interface SecurityEvent {
 export type SecurityLog = (event: SecurityEvent) => void;
 
 /** Events per second each process writes before it starts counting instead. */
-export const SECURITY_EVENTS_PER_SECOND = 50;
+const SECURITY_EVENTS_PER_SECOND = 50;
 
 export function securityLog(logger: Logger, perSecond = SECURITY_EVENTS_PER_SECOND, now: () => number = Date.now): SecurityLog {
   let window = 0;
