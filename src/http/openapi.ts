@@ -25,7 +25,7 @@ const ERROR_SCHEMA: JsonSchema = {
       additionalProperties: false,
       properties: {
         code: { type: 'string', enum: Object.keys(ERROR_CATALOGUE), description: 'Stable, machine-readable; see the error catalogue.' },
-        message: { type: 'string', maxLength: ERROR_MESSAGE_MAX, description: 'For humans; may change.' },
+        message: { type: 'string', minLength: 1, maxLength: ERROR_MESSAGE_MAX, description: 'For humans; may change, never empty.' },
         requestId: { type: 'string', maxLength: 128, description: 'The X-Request-Id of the request.' },
         details: {
           type: 'array',
@@ -38,7 +38,7 @@ const ERROR_SCHEMA: JsonSchema = {
             properties: {
               field: { type: 'string', maxLength: 200, examples: ['email'] },
               location: { type: 'string', enum: ['body', 'query', 'params'] },
-              message: { type: 'string', maxLength: ERROR_MESSAGE_MAX, examples: ['must be an email'] },
+              message: { type: 'string', minLength: 1, maxLength: ERROR_MESSAGE_MAX, examples: ['must be an email'] },
             },
           },
         },

@@ -19,7 +19,8 @@ function expectEnvelope(res: request.Response, status: number, code: string): vo
   expect(res.status).toBe(status);
   expect(res.headers['content-type']).toMatch(/^application\/json; charset=utf-8/);
   expect(res.body.error.code).toBe(code);
-  expect(typeof res.body.error.message).toBe('string');
+  // A message always says something (the document's Error schema says so too).
+  expect(res.body.error.message).toMatch(/\S/);
   expect(res.body.error.requestId).toBe(res.headers['x-request-id']);
   const text = JSON.stringify(res.body);
   expect(text).not.toMatch(/\n\s+at |\.ts:\d|\/src\/|node_modules|"stack"/);

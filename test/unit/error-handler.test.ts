@@ -5,9 +5,13 @@
 // code tables are top-level declarations.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
 import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config';
+import { buildDocument } from '../../src/http/openapi';
 import type { AccessClaims } from '../../src/lib/access-tokens';
 import type { SecurityEvent } from '../../src/lib/security-log';
 import { captureLogger } from '../helpers/log-capture';
@@ -45,7 +49,7 @@ async function failing(fail: (errors: Errors) => unknown, options: FailingOption
   return { app, logged, events };
 }
 
-const envelope = (code: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, message, requestId: 'req-1', ...extra } });
+const errorBody = (code: string, message: string, extra: Record<string, unknown> = {}) => ({ error: { code, message, requestId: 'req-1', ...extra } });
 
 describe('the catalogue', () => {
   it('is the table of docs/api.md: every code with its status and message', async () => {
@@ -103,13 +107,40 @@ describe('the catalogue', () => {
   });
 });
 
+describe('the envelope in the OpenAPI document', () => {
+  // What every integration-test response is checked against (test/helpers/contract.ts).
+  const envelope = () => {
+    // The document of no route at all still describes the envelope: it is every layer's answer.
+    const document = buildDocument([], { config: loadConfig({}), version: '1.0.0' }) as { components: { schemas: Record<string, object> } };
+    const ajv = new Ajv({ strict: false });
+    addFormats(ajv);
+    return ajv.compile({ ...document.components.schemas.Error, components: document.components });
+  };
+
+  it('takes what the handler sends', () => {
+    const valid = envelope();
+    expect(valid(errorBody('not_found', 'Not found'))).toBe(true);
+    expect(
+      valid(errorBody('validation_failed', 'Request validation failed', { details: [{ field: 'a', location: 'body', message: 'must be a string' }] })),
+    ).toBe(true);
+  });
+
+  it('refuses an empty message, in the error and in its details', () => {
+    const valid = envelope();
+    expect(valid(errorBody('not_found', ''))).toBe(false);
+    expect(valid(errorBody('validation_failed', 'Request validation failed', { details: [{ field: 'a', location: 'body', message: '' }] }))).toBe(false);
+    expect(valid(errorBody('no_such_code', 'Not found'))).toBe(false);
+    expect(valid({ error: { code: 'not_found', message: 'Not found' } })).toBe(false);
+  });
+});
+
 describe('errorHandler', () => {
   it('renders an AppError as its envelope, with its details and headers', async () => {
     const details = [{ field: 'name', location: 'body', message: 'must be a string' }];
     const { app, logged } = await failing((e) => new e.AppError('validation_failed', { details, headers: { 'X-Extra': 'yes' } }));
     const res = await request(app).get('/fail');
     expect(res.status).toBe(422);
-    expect(res.body).toEqual(envelope('validation_failed', 'Request validation failed', { details }));
+    expect(res.body).toEqual(errorBody('validation_failed', 'Request validation failed', { details }));
     expect(res.headers['x-extra']).toBe('yes');
     expect(res.headers['cache-control']).toBeUndefined();
     expect(res.headers['www-authenticate']).toBeUndefined();
@@ -118,7 +149,7 @@ describe('errorHandler', () => {
 
   it('keeps a custom message on a client error', async () => {
     const { app } = await failing((e) => new e.AppError('conflict', { message: 'Email is already registered' }));
-    expect((await request(app).get('/fail')).body).toEqual(envelope('conflict', 'Email is already registered'));
+    expect((await request(app).get('/fail')).body).toEqual(errorBody('conflict', 'Email is already registered'));
   });
 
   it('never sends a custom message with internal_error, and logs the failure with its cause', async () => {
@@ -126,7 +157,7 @@ describe('errorHandler', () => {
     const { app, logged } = await failing((e) => new e.AppError('internal_error', { message: 'query failed: SELECT * FROM users', cause }));
     const res = await request(app).post('/fail');
     expect(res.status).toBe(500);
-    expect(res.body).toEqual(envelope('internal_error', 'Internal server error'));
+    expect(res.body).toEqual(errorBody('internal_error', 'Internal server error'));
     expect(res.headers['cache-control']).toBe('no-store');
     const [line, ...rest] = logged();
     expect(rest).toEqual([]);
@@ -139,7 +170,7 @@ describe('errorHandler', () => {
       const { app, logged } = await failing(() => thrown);
       const res = await request(app).get('/fail');
       expect(res.status, `case ${i}`).toBe(500);
-      expect(res.body).toEqual(envelope('internal_error', 'Internal server error'));
+      expect(res.body).toEqual(errorBody('internal_error', 'Internal server error'));
       expect(res.headers['cache-control']).toBe('no-store');
       expect(logged()).toHaveLength(1);
     }
