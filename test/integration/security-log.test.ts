@@ -25,7 +25,13 @@ function expectOneEvent(res: request.Response, expected: Partial<SecurityEvent>)
   const events = eventsOf(res);
   expect(events, JSON.stringify(events)).toHaveLength(1);
   const event = events[0]!;
-  expect(event).toMatchObject({ status: res.status, code: res.body.error.code, method: expect.stringMatching(/^(GET|POST|PATCH|DELETE)$/), ip: expect.any(String), ...expected });
+  expect(event).toMatchObject({
+    status: res.status,
+    code: res.body.error.code,
+    method: expect.stringMatching(/^(GET|POST|PATCH|DELETE)$/),
+    ip: expect.any(String),
+    ...expected,
+  });
   expect(event.level).toBe('warn');
   return event;
 }
