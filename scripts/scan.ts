@@ -128,7 +128,9 @@ async function main(): Promise<void> {
   let nginx: TestNginx | undefined;
   let database: TestDatabase | undefined;
   const prefix = `rampart-scan-${randomUUID().slice(0, 8)}:`;
-  const cleanup = async () => {
+  let cleaning: Promise<void> | undefined;
+  const cleanup = () => (cleaning ??= stopEverything());
+  const stopEverything = async () => {
     for (const child of children) child.kill('SIGTERM');
     if (app && app.exitCode === null) {
       const exited = new Promise((r) => app!.once('exit', r));
@@ -140,8 +142,11 @@ async function main(): Promise<void> {
     await database?.drop().catch(() => undefined);
     rmSync(work, { recursive: true, force: true });
   };
+  // The signal may come more than once (timeout signals the whole process group, and npm passes it
+  // on): every one must find a listener, or the process ends before the clean-up does. One process
+  // (node --import tsx, not the tsx command, whose parent kills a child slow to acknowledge).
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
       process.stderr.write(`scan: ${signal}, cleaning up\n`);
       void cleanup().finally(() => process.exit(1));
     });
@@ -399,7 +404,8 @@ async function main(): Promise<void> {
 
     await step('wapiti', ['GET /api/v1/items', 'GET /api/v1/items/:id'], async () => {
       // An empty technology database: wapiti would otherwise try to download one while loading its
-      // modules (wapp, which is not run).
+      // modules (wapp, which is not run). A 10 s timeout: blindsql counts a timed-out request as an
+      // injection (it sends sleep(timeout + 1)), so a busy machine must not reach it by being slow.
       mkdirSync(path.join(work, 'wapiti'));
       writeFileSync(path.join(work, 'wapiti/apps.json'), '{}');
       const modules = 'sql,blindsql,exec,file,crlf,xss,methods';
@@ -408,7 +414,7 @@ async function main(): Promise<void> {
       const r = await run(
         'wapiti',
         [
-          ...['-u', `${base}/api/v1/`, '--scope', 'folder', ...seeds.flatMap((s) => ['-s', s]), '-m', modules, '-d', '1', '--verify-ssl', '0'],
+          ...['-u', `${base}/api/v1/`, '--scope', 'folder', ...seeds.flatMap((s) => ['-s', s]), '-m', modules, '-d', '1', '--verify-ssl', '0', '-t', '10'],
           ...[
             '--flush-session',
             '--store-session',
@@ -452,7 +458,13 @@ async function main(): Promise<void> {
         templates.some((t) => t.length === segments(p).length && t.every((s, i) => s === segments(p)[i] || (s.startsWith('{') && segments(p)[i] !== '')));
       const unexpected: string[] = [];
       const figures: string[] = [];
-      const words = [...new Set(WORDLISTS.flatMap((f) => readFileSync(f, 'utf8').split('\n')).map((w) => w.trim()).filter(Boolean))];
+      const words = [
+        ...new Set(
+          WORDLISTS.flatMap((f) => readFileSync(f, 'utf8').split('\n'))
+            .map((w) => w.trim())
+            .filter(Boolean),
+        ),
+      ];
       const wordlist = path.join(work, 'words.txt');
       writeFileSync(wordlist, `${words.join('\n')}\n`);
       for (const root of ['/', '/api/v1/']) {

@@ -400,7 +400,7 @@ describe('npm run scan', () => {
   const scanLine = at(/^timeout \d+ npm run scan$/);
 
   it('is scripts/scan.ts, which .ci/run runs under timeout after every test stage and before the benchmark', () => {
-    expect(pkg.scripts.scan).toBe('tsx scripts/scan.ts');
+    expect(pkg.scripts.scan).toBe('node --import tsx scripts/scan.ts');
     expect(read('scripts/scan.ts')).toContain('process.exit(failed ? 1 : 0)');
     expect(scanLine).toBeGreaterThan(0);
     expect(lines.filter((l) => l.includes('npm run scan') && !l.startsWith('#') && !l.startsWith('log '))).toHaveLength(1);
