@@ -43,7 +43,25 @@ describe('parseByteSize', () => {
   it('refuses what is not a whole size, and nothing', async () => {
     const { parseByteSize } = await parsers();
     // bytes.parse() alone reads 1e3 as 1, 12abc as 12 and 1.5 as 1: a typo must not become a limit.
-    for (const bad of ['lots', '1e3', '12abc', '1.5', '1.5b', '-5', '-5kb', '+5kb', '0', '0kb', '0.0001kb', 'kb', '5 k b', '1tb', '100\tkb', '9'.repeat(400), '']) {
+    for (const bad of [
+      'lots',
+      '1e3',
+      '12abc',
+      '1.5',
+      '1.5b',
+      '-5',
+      '-5kb',
+      '+5kb',
+      '0',
+      '0kb',
+      '0.0001kb',
+      'kb',
+      '5 k b',
+      '1tb',
+      '100\tkb',
+      '9'.repeat(400),
+      '',
+    ]) {
       expect(() => parseByteSize(bad), bad).toThrow(/^must be a size such as 100kb or 1mb$/);
     }
   });
