@@ -174,6 +174,10 @@ describe('errorHandler', () => {
       expect(res.headers['cache-control']).toBe('no-store');
       expect(logged()).toHaveLength(1);
     }
+    // The log holds what was thrown, for the operator (the client saw none of it).
+    const { app, logged } = await failing(() => new Error('secret at /srv/app/src/x.ts:12'));
+    await request(app).get('/fail');
+    expect(JSON.stringify(logged()[0])).toContain('secret at /srv/app/src/x.ts:12');
   });
 
   it('maps the body parser failures onto the catalogue', async () => {
@@ -187,10 +191,24 @@ describe('errorHandler', () => {
       ['request.size.invalid', 400, 'bad_request'],
     ];
     for (const [type, status, code] of cases) {
-      // Whatever status the parser put on it, the type decides.
-      const { app } = await failing(() => Object.assign(new Error('parser said so'), { type, status: 418, expose: true }));
+      // Whatever status the parser put on it, or none, the type decides.
+      for (const fields of [{ type, status: 418, expose: true }, { type }]) {
+        const { app } = await failing(() => Object.assign(new Error('parser said so'), fields));
+        const res = await request(app).get('/fail');
+        expect([res.status, res.body.error.code], JSON.stringify(fields)).toEqual([status, code]);
+      }
+    }
+  });
+
+  it("reads only its own table for a parser type: a prototype's name or a list is no type", async () => {
+    for (const type of ['constructor', 'toString', '__proto__', ['entity.too.large']]) {
+      const { app } = await failing(() => Object.assign(new Error('odd'), { type }));
       const res = await request(app).get('/fail');
-      expect([res.status, res.body.error.code], type).toEqual([status, code]);
+      expect([res.status, res.headers['content-type'], res.body.error?.code], JSON.stringify(type)).toEqual([
+        500,
+        'application/json; charset=utf-8',
+        'internal_error',
+      ]);
     }
   });
 
@@ -211,6 +229,7 @@ describe('errorHandler', () => {
       [{ status: 499 }, 400, 'bad_request'],
       [{ status: 404, statusCode: 500 }, 404, 'not_found'], // status wins
       [{ status: '404', statusCode: 409 }, 409, 'conflict'], // a status must be a number
+      [{ statusCode: '404' }, 500, 'internal_error'],
       [{ status: 400, expose: false }, 500, 'internal_error'], // not meant for the client
       [{ status: 500 }, 500, 'internal_error'],
       [{ status: 503 }, 500, 'internal_error'], // a 5xx from elsewhere is still our failure
@@ -283,6 +302,25 @@ describe('errorHandler', () => {
     // Express's final handler destroys the socket: the client sees the body cut short.
     await expect(request(app).get('/fail')).rejects.toThrow();
     expect(logged()).toHaveLength(1);
+  });
+
+  it('hands Express the original error when the headers are already sent', async () => {
+    const { errors, handler } = await load();
+    const original = new errors.AppError('internal_error');
+    const handedOn: unknown[] = [];
+    const app = express();
+    app.get('/fail', (_req, res, next) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('partial');
+      next(original);
+    });
+    app.use(handler.errorHandler(captureLogger().logger));
+    app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+      handedOn.push(err);
+      res.destroy();
+    });
+    await expect(request(app).get('/fail')).rejects.toThrow();
+    expect(handedOn).toEqual([original]);
   });
 });
 
