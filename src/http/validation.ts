@@ -239,13 +239,15 @@ function fastLocation(fields: readonly CompiledField[], source: unknown, exact: 
   return sent === present ? values : copyOf(values, fields, fields.length);
 }
 
-/** The declared fields before index `upTo`, as the fast path accepted them (unchanged). */
+/**
+ * The declared fields before index `upTo`, as the fast path accepted them (unchanged). Called only
+ * while nothing was converted or defaulted yet, so an absent field before `upTo` has no default.
+ */
 function copyOf(values: Record<string, unknown>, fields: readonly CompiledField[], upTo: number): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (let i = 0; i < upTo; i++) {
     const name = fields[i]!.name;
     if (values[name] !== undefined) out[name] = values[name];
-    else if (fields[i]!.fallback !== undefined) out[name] = fields[i]!.fallback;
   }
   return out;
 }

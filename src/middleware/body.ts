@@ -24,6 +24,7 @@ export function jsonBody(limitBytes: number): RequestHandler {
   const parse = express.json({
     limit: limitBytes,
     strict: true,
+    // Stryker disable next-line StringLiteral: body-parser's default type is application/json; the type was checked just before anyway
     type: 'application/json',
     inflate: true,
     reviver: dropPollutingKeys,

@@ -124,6 +124,12 @@ describe('AccessTokens', () => {
 
   it('refuses what is not a JWT', async () => {
     for (const token of ['garbage', '', 'a.b.c', Buffer.from('{"alg":"HS256"}').toString('base64url')]) expect(await verdict(token), token).toBe('not a JWT');
+    // A well-formed JWS whose payload is a string, not a claims object.
+    const stringPayload = jwt.sign('just a string', createSecretKey(Buffer.from(SECRET)), {
+      algorithm: 'HS256',
+      header: { alg: 'HS256', typ: 'at+jwt', kid: kidOf(SECRET) },
+    });
+    expect(await verdict(stringPayload)).toBe('not a JWT');
   });
 
   it('refuses any algorithm but HS256, "none" included', async () => {
@@ -135,7 +141,7 @@ describe('AccessTokens', () => {
   });
 
   it('refuses a token that does not say it is an access token (RFC 9068 typ)', async () => {
-    for (const typ of ['JWT', 'jwt', undefined, 5, 'at+jwt2', 'xat+jwt', 'application/jwt']) {
+    for (const typ of ['JWT', 'jwt', undefined, 5, 'at+jwt2', 'xat+jwt', 'application/jwt', 'at+jwtapplication/', 'x/application/at+jwt']) {
       expect(await verdict(forge({ header: { typ } })), String(typ)).toBe('not an access token');
     }
     for (const typ of ['application/at+jwt', 'AT+JWT', 'Application/At+Jwt']) expect(await verdict(forge({ header: { typ } })), typ).toBe('accepted');
@@ -266,6 +272,24 @@ describe('authenticate', () => {
         .set('Authorization', `Bearer ${access.issue('u', 's').token}`);
       expect([res.status, res.body.error.code], String(early)).toEqual([503, 'service_unavailable']);
     }
+  });
+
+  it('never takes the early check of another token for the one it is given', async () => {
+    const m = await load();
+    const access = new m.tokens.AccessTokens(JWT_CONFIG);
+    const sessions = { isActive: async () => true } as unknown as Parameters<typeof m.authenticate.authenticate>[0]['sessions'];
+    const other = access.issue('user-other', 'session-other');
+    const mine = access.issue('user-mine', 'session-mine');
+    const app = express();
+    app.use((req: Request, _res: Response, next: NextFunction) => {
+      req.earlyRevocationCheck = { token: other.token, claims: access.verify(other.token), active: Promise.resolve(true) };
+      next();
+    });
+    // No failure hook and no request context here: both are optional.
+    app.get('/me', m.authenticate.authenticate({ tokens: access, sessions }), (req, res) => res.json({ sub: req.auth?.sub }));
+    app.use(m.handler.errorHandler(captureLogger().logger));
+    expect((await request(app).get('/me').set('Authorization', `Bearer ${mine.token}`)).body).toEqual({ sub: 'user-mine' });
+    expect((await request(app).get('/me').set('Authorization', 'Bearer not.a.jwt')).status).toBe(401);
   });
 
   it('checks the token it is given, not an early check of another one', async () => {

@@ -37,6 +37,9 @@ describe('parseByteSize', () => {
     expect(parseByteSize(' 100 KB ')).toBe(102_400);
     expect(parseByteSize('1mb')).toBe(1_048_576);
     expect(parseByteSize('1.5kb')).toBe(1536);
+    expect(parseByteSize('1.25KB')).toBe(1280);
+    expect(parseByteSize('10.5kb')).toBe(10_752);
+    expect(parseByteSize('1b')).toBe(1);
     expect(parseByteSize('1gb')).toBe(1_073_741_824);
   });
 
@@ -58,6 +61,11 @@ describe('parseByteSize', () => {
       'kb',
       '5 k b',
       '1tb',
+      '1kbx',
+      '1.5kbs',
+      'x1kb',
+      '.5kb',
+      '1.kb',
       '100\tkb',
       '9'.repeat(400),
       '',
@@ -109,7 +117,7 @@ describe('parseTrustProxy', () => {
   it('refuses what is neither a count nor addresses', async () => {
     const { parseTrustProxy } = await parsers();
     // Not a pattern for "every address", and not an address either: refused as such.
-    for (const bad of ['not-an-ip', '1e3', '-1', '1.5', 'truely', 'yes-please', '*.example.com', 'x0.0.0.0/0', '0.0.0.0/0x', '::/a']) {
+    for (const bad of ['not-an-ip', '1e3', '-1', '1.5', 'truely', 'untrue', 'maybe-on', 'yes-please', '*.example.com', 'x0.0.0.0/0', '0.0.0.0/0x', '::/a']) {
       expect(() => parseTrustProxy(bad), bad).toThrow(
         /^must be a hop count or a comma-separated list of IP addresses, CIDRs or loopback\/linklocal\/uniquelocal$/,
       );
@@ -165,6 +173,7 @@ describe('parseOrigins', () => {
       'https://A.example.com',
       'ftp://a.example.com',
       'wss://a.example.com',
+      'ws://a.example.com',
     ]) {
       expect(() => parseOrigins(bad), bad).toThrow(
         new RegExp(`^"${bad.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}" is not an exact origin \\(scheme://host\\[:port\\], no path or trailing slash\\)$`),

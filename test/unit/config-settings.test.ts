@@ -288,6 +288,29 @@ describe('stores', () => {
   });
 });
 
+describe('problems', () => {
+  it('are listed one a line under one heading, in an error named ConfigError', async () => {
+    const { loadConfig, ConfigError } = await fresh(() => import('../../src/config/index.js'));
+    let caught: unknown;
+    try {
+      loadConfig({ PORT: 'x', LOG_LEVEL: 'loud', NODE_ENV: 'development' });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const error = caught as InstanceType<typeof ConfigError>;
+    expect(error.name).toBe('ConfigError');
+    expect(error.problems).toHaveLength(2);
+    expect(error.message).toBe(`Invalid configuration:\n  - ${error.problems[0]}\n  - ${error.problems[1]}`);
+  });
+
+  it('name the environment as written, the development one included', async () => {
+    expect((await load({ NODE_ENV: 'development' })).env).toBe('development');
+    expect((await load({ NODE_ENV: 'production', ...PRODUCTION_OK })).env).toBe('production');
+    for (const bad of ['xredis://cache:6379', 'rediss2://cache:6379']) expect(await problemsOf({ CACHE_REDIS_URL: bad }), bad).toHaveLength(1);
+  });
+});
+
 describe('other settings', () => {
   it('reads durations, sizes and names', async () => {
     const config = await load({

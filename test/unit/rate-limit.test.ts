@@ -140,6 +140,36 @@ describe('rateLimiter', () => {
   });
 });
 
+describe('rateLimiter without the optional hooks', () => {
+  async function bare(kv: KeyValueStore) {
+    const m = await load();
+    const app = express();
+    app.use(
+      m.limits.rateLimiter({ name: 'bare', rule: { max: 1, windowMs: 60_000 }, store: kv, logger: captureLogger().logger, failOpen: false, key: () => 'k' }),
+    );
+    app.get('/ok', (_req, res) => res.json({}));
+    return app;
+  }
+
+  it('refuses over the limit, marking the refusal no-store itself whatever renders it', async () => {
+    const m = await load();
+    const app = await bare(new m.store.MemoryStore('t:'));
+    await request(app).get('/ok').expect(200);
+    const refused = await request(app).get('/ok');
+    expect([refused.status, refused.headers['cache-control']]).toEqual([429, 'no-store']);
+  });
+
+  it('fails closed when the store is down', async () => {
+    const m = await load();
+    const down = watched<KeyValueStore>(
+      new m.store.MemoryStore('t:'),
+      () => undefined,
+      () => new Error('connection refused'),
+    );
+    expect((await request(await bare(down)).get('/ok')).status).toBe(503);
+  });
+});
+
 describe('limiter keys', () => {
   const req = (fields: { ip?: string; remoteAddress?: string; body?: unknown; sub?: string }) =>
     ({

@@ -253,10 +253,10 @@ describe('opsAccess', () => {
     const { app, events } = await production({ OPS_ALLOWED_ADDRESSES: '10.0.0.0/8' });
     const res = await request(app).get('/echo');
     expect([res.status, res.body.error.code]).toEqual([403, 'forbidden']);
-    for (const header of [`Basic ${TOKEN}`, `Bearer ${TOKEN} extra`, `Bearer`, TOKEN]) {
+    for (const header of [`Basic ${TOKEN}`, `Bearer ${TOKEN} extra`, `xBearer ${TOKEN}`, `Bearer`, TOKEN]) {
       expect((await request(app).get('/echo').set('Authorization', header)).status, header).toBe(403);
     }
-    expect(events.map((e) => e.reason)).toEqual(Array(5).fill('address not allowed, no ops token'));
+    expect(events.map((e) => e.reason)).toEqual(Array(6).fill('address not allowed, no ops token'));
   });
 
   it('opens to the exact token from anywhere, the scheme in any case', async () => {

@@ -44,12 +44,14 @@ async function setup(jwt: Partial<Config['jwt']> = {}) {
   const m = await load();
   const kv = new m.store.MemoryStore('test:');
   const writes: Write[] = [];
+  const calls: string[] = [];
   const recorded = watched(kv, (name, args) => {
+    calls.push(name);
     if (name === 'set' || name === 'swapIfExists') writes.push({ key: args[0] as string, value: args[1] as string, ttlMs: args[2] as number });
     if (name === 'bump' || name === 'addToSet') writes.push({ key: args[0] as string, ttlMs: args[name === 'bump' ? 1 : 2] as number });
   });
   const config = { ...JWT_CONFIG, ...jwt };
-  return { m, kv, writes, config, sessions: new m.sessions.Sessions(recorded, config) };
+  return { m, kv, writes, calls, config, sessions: new m.sessions.Sessions(recorded, config) };
 }
 
 const json = async (kv: KeyValueStore, key: string) => JSON.parse((await kv.get(key)) ?? 'null') as Record<string, unknown> | null;
@@ -151,6 +153,7 @@ describe('rotate', () => {
     const reuse = await sessions.rotate(first.refreshToken).catch((e: unknown) => e);
     expect(reuse).toBeInstanceOf(m.sessions.RefreshReuseError);
     expect(reuse).toMatchObject({ code: 'invalid_grant', sessionId: first.sessionId, userId: 'user-1' });
+    expect(((reuse as Error).cause as Error).message).toBe('refresh token reuse');
     expect(await kv.get(`sess:${first.sessionId}`)).toBeNull();
     expect(await refusal(sessions.rotate(second.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
   });
@@ -298,19 +301,22 @@ describe('revocation', () => {
 });
 
 describe('list', () => {
-  it('lists the live sessions, newest first, marking the current one', async () => {
+  it('lists the live sessions, newest first, marking the current one, touching nothing when none ended', async () => {
     vi.useFakeTimers({ now: T0, toFake: ['Date'] });
-    const { sessions } = await setup();
+    const { sessions, calls } = await setup();
     const a = await sessions.create('user-1', 'Firefox');
     vi.setSystemTime(T0 + 1000);
     const b = await sessions.create('user-1');
     vi.setSystemTime(T0 + 5000);
     await sessions.rotate(a.refreshToken);
+    vi.setSystemTime(T0 + 7000);
+    await sessions.rotate(b.refreshToken);
+    calls.length = 0;
     expect(await sessions.list('user-1', a.sessionId)).toEqual([
       {
         id: b.sessionId,
         createdAt: new Date(T0 + 1000).toISOString(),
-        lastUsedAt: new Date(T0 + 1000).toISOString(),
+        lastUsedAt: new Date(T0 + 7000).toISOString(),
         expiresAt: new Date(T0 + 1000 + MAX_AGE).toISOString(),
         userAgent: null,
         current: false,
@@ -324,7 +330,17 @@ describe('list', () => {
         current: true,
       },
     ]);
+    expect(calls).toEqual(['setMembers', 'mget']);
     expect(await sessions.list('user-2', a.sessionId)).toEqual([]);
+  });
+
+  it('counts a session ended at its expiry, even while its record lingers', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, sessions } = await setup();
+    const { sessionId } = await sessions.create('user-1');
+    const record = (await json(kv, `sess:${sessionId}`))!;
+    await kv.set(`sess:${sessionId}`, JSON.stringify({ ...record, expiresAt: T0 }), 60_000);
+    expect(await sessions.list('user-1', sessionId)).toEqual([]);
   });
 
   it('orders sessions created in the same millisecond by id', async () => {

@@ -62,10 +62,12 @@ describe('strings', () => {
     });
   });
 
-  it('match their whole pattern', async () => {
+  it('match their whole pattern, read as Unicode', async () => {
     const code = (s: S) => s.string({ maxLength: 10, pattern: '^[a-z]+$' });
     expect(await bodyMessage(code, 'abc')).toBe('ok');
     expect(await bodyMessage(code, 'abc1')).toBe('has an invalid format');
+    // One code point, whatever its UTF-16 length.
+    expect(await bodyMessage((s) => s.string({ maxLength: 2, pattern: '^.$' }), '😀')).toBe('ok');
   });
 
   it('take emails, trimmed, up to their length', async () => {
@@ -74,6 +76,7 @@ describe('strings', () => {
       input: { body: { f: 'Ada@Example.com' } },
     });
     expect(await bodyMessage(email, 'ada@localhost')).toBe('ok');
+    expect(await bodyMessage(email, `${'a'.repeat(24)}@b.com`)).toBe('ok'); // exactly 30
     for (const bad of ['not-an-email', 'a@', '@b.co', 'ada@[127.0.0.1]', `${'a'.repeat(25)}@b.com`])
       expect(await bodyMessage(email, bad), bad).toBe('must be an email');
   });
@@ -305,6 +308,31 @@ describe('path and query values', () => {
     });
   });
 
+  it("the fast path answers with the request's own values when it converts and adds nothing, and copies otherwise", async () => {
+    const { schema, validation } = await load();
+    const { s } = schema;
+    const compiled = validation.compileValidator({
+      params: { id: s.string({ maxLength: 5 }) },
+      query: { a: s.optional(s.string({ maxLength: 5 })), d: s.withDefault(s.enum(['x', 'y']), 'x'), n: s.optional(s.integer({ minimum: 0, maximum: 9 })) },
+    });
+    const fast = (r: { params: object; query: object }) => compiled.fast(requestOf(r));
+    const params = { id: 'p' };
+    const plain = { a: 'v', d: 'y' };
+    const same = fast({ params, query: plain });
+    expect(same).toEqual({ params: { id: 'p' }, query: { a: 'v', d: 'y' } });
+    expect(same?.params).toBe(params);
+    expect(same?.query).toBe(plain);
+    expect(fast({ params, query: { a: 'v', d: 'y', utm: 'z' } })?.query).toEqual({ a: 'v', d: 'y' });
+    expect(fast({ params, query: { d: 'x', n: '5' } })?.query).toEqual({ d: 'x', n: 5 });
+    expect(fast({ params, query: { a: 'v', n: '5' } })?.query).toEqual({ a: 'v', d: 'x', n: 5 });
+    expect(fast({ params, query: { n: '5', a: 'v', d: 'y' } })?.query).toEqual({ a: 'v', d: 'y', n: 5 });
+    expect(fast({ params, query: {} })?.query).toEqual({ d: 'x' });
+    // The middleware inlines the same: undeclared parameters never reach the handler.
+    const req = requestOf({ params, query: { a: 'v', d: 'y', utm: 'z' } });
+    await new Promise<void>((resolve) => void compiled.middleware(req, {} as never, () => resolve()));
+    expect(req.validated?.query).toEqual({ a: 'v', d: 'y' });
+  });
+
   it('bodies always go through the chains', async () => {
     const { schema, validation } = await load();
     const compiled = validation.compileValidator({
@@ -326,70 +354,70 @@ describe('the JSON Schema of a declaration', () => {
   };
 
   it('states every rule the validator applies', async () => {
-    expect((await json((s) => s.string({ maxLength: 5 }))).json).toEqual({ type: 'string', maxLength: 5 });
-    expect((await json((s) => s.string({ minLength: 2, maxLength: 5, description: 'd', example: 'ab' }))).json).toEqual({
+    expect((await json((s) => s.string({ maxLength: 5 }))).json).toStrictEqual({ type: 'string', maxLength: 5 });
+    expect((await json((s) => s.string({ minLength: 2, maxLength: 5, description: 'd', example: 'ab' }))).json).toStrictEqual({
       type: 'string',
       maxLength: 5,
       minLength: 2,
       description: 'd',
       examples: ['ab'],
     });
-    expect((await json((s) => s.string({ minLength: 1, maxLength: 5, trim: true }))).json).toEqual({ type: 'string', maxLength: 5, pattern: '\\S' });
-    expect((await json((s) => s.string({ minLength: 3, maxLength: 5, trim: true }))).json).toEqual({
+    expect((await json((s) => s.string({ minLength: 1, maxLength: 5, trim: true }))).json).toStrictEqual({ type: 'string', maxLength: 5, pattern: '\\S' });
+    expect((await json((s) => s.string({ minLength: 3, maxLength: 5, trim: true }))).json).toStrictEqual({
       type: 'string',
       maxLength: 5,
       pattern: '^\\s*\\S[\\s\\S]{1,}\\S\\s*$',
     });
-    expect((await json((s) => s.string({ maxLength: 5, trim: true }))).json).toEqual({ type: 'string', maxLength: 5 });
-    expect((await json((s) => s.string({ maxLength: 5, pattern: '^a' }))).json).toEqual({ type: 'string', maxLength: 5, pattern: '^a' });
+    expect((await json((s) => s.string({ maxLength: 5, trim: true }))).json).toStrictEqual({ type: 'string', maxLength: 5 });
+    expect((await json((s) => s.string({ maxLength: 5, pattern: '^a' }))).json).toStrictEqual({ type: 'string', maxLength: 5, pattern: '^a' });
     const { schema } = await load();
-    expect((await json((s) => s.string({ format: 'uuid', maxLength: 36 }))).json).toEqual({
+    expect((await json((s) => s.string({ format: 'uuid', maxLength: 36 }))).json).toStrictEqual({
       type: 'string',
       maxLength: 36,
       pattern: schema.UUID_PATTERN,
       format: 'uuid',
     });
-    expect((await json((s) => s.string({ format: 'date-time', maxLength: 40 }))).json).toEqual({ type: 'string', maxLength: 40, format: 'date-time' });
-    expect((await json((s) => s.enum(['a', 'b']))).json).toEqual({ type: 'string', enum: ['a', 'b'] });
-    expect((await json((s) => s.integer({ minimum: 0, maximum: 2_147_483_647 }))).json).toEqual({
+    expect((await json((s) => s.string({ format: 'date-time', maxLength: 40 }))).json).toStrictEqual({ type: 'string', maxLength: 40, format: 'date-time' });
+    expect((await json((s) => s.enum(['a', 'b']))).json).toStrictEqual({ type: 'string', enum: ['a', 'b'] });
+    expect((await json((s) => s.integer({ minimum: 0, maximum: 2_147_483_647 }))).json).toStrictEqual({
       type: 'integer',
       format: 'int32',
       minimum: 0,
       maximum: 2_147_483_647,
     });
-    expect((await json((s) => s.integer({ minimum: 0, maximum: 2_147_483_648 }))).json).toEqual({
+    expect((await json((s) => s.integer({ minimum: 0, maximum: 2_147_483_648 }))).json).toStrictEqual({
       type: 'integer',
       format: 'int64',
       minimum: 0,
       maximum: 2_147_483_648,
     });
-    expect((await json((s) => s.number({ minimum: 0, maximum: 1, decimals: 2 }))).json).toEqual({
+    expect((await json((s) => s.number({ minimum: 0, maximum: 1, decimals: 2 }))).json).toStrictEqual({
       type: 'number',
       format: 'double',
       minimum: 0,
       maximum: 1,
       multipleOf: 0.01,
     });
-    expect((await json((s) => s.number({ minimum: 0, maximum: 1 }))).json).toEqual({ type: 'number', format: 'double', minimum: 0, maximum: 1 });
-    expect((await json((s) => s.boolean({ description: 'b' }))).json).toEqual({ type: 'boolean', description: 'b' });
-    expect((await json((s) => s.array(s.boolean(), { maxItems: 3 }))).json).toEqual({ type: 'array', maxItems: 3, items: { type: 'boolean' } });
-    expect((await json((s) => s.record(s.boolean(), { maxProperties: 4 }))).json).toEqual({
+    expect((await json((s) => s.number({ minimum: 0, maximum: 1 }))).json).toStrictEqual({ type: 'number', format: 'double', minimum: 0, maximum: 1 });
+    expect((await json((s) => s.boolean({ description: 'b' }))).json).toStrictEqual({ type: 'boolean', description: 'b' });
+    expect((await json((s) => s.array(s.boolean(), { maxItems: 3 }))).json).toStrictEqual({ type: 'array', maxItems: 3, items: { type: 'boolean' } });
+    expect((await json((s) => s.record(s.boolean(), { maxProperties: 4 }))).json).toStrictEqual({
       type: 'object',
       maxProperties: 4,
       additionalProperties: { type: 'boolean' },
     });
-    expect((await json((s) => s.raw({ type: 'string', const: 'x' }, { example: 'x' }))).json).toEqual({ type: 'string', const: 'x', examples: ['x'] });
+    expect((await json((s) => s.raw({ type: 'string', const: 'x' }, { example: 'x' }))).json).toStrictEqual({ type: 'string', const: 'x', examples: ['x'] });
   });
 
   it('states objects exactly: required fields, nothing else, a minimum of fields', async () => {
-    expect((await json((s) => s.object({ a: s.boolean(), b: s.optional(s.boolean()) }, { minProperties: 1 }))).json).toEqual({
+    expect((await json((s) => s.object({ a: s.boolean(), b: s.optional(s.boolean()) }, { minProperties: 1 }))).json).toStrictEqual({
       type: 'object',
       properties: { a: { type: 'boolean' }, b: { type: 'boolean' } },
       additionalProperties: false,
       required: ['a'],
       minProperties: 1,
     });
-    expect((await json((s) => s.object({ b: s.optional(s.boolean()) }))).json).toEqual({
+    expect((await json((s) => s.object({ b: s.optional(s.boolean()) }))).json).toStrictEqual({
       type: 'object',
       properties: { b: { type: 'boolean' } },
       additionalProperties: false,
@@ -397,17 +425,17 @@ describe('the JSON Schema of a declaration', () => {
   });
 
   it('adds null to nullable types and enums, and the default', async () => {
-    expect((await json((s) => s.nullable(s.string({ maxLength: 1 })))).json).toEqual({ type: ['string', 'null'], maxLength: 1 });
-    expect((await json((s) => s.nullable(s.enum(['a'])))).json).toEqual({ type: ['string', 'null'], enum: ['a', null] });
-    expect((await json((s) => s.nullable(s.raw({ $ref: '#/x' })))).json).toEqual({ $ref: '#/x' });
-    expect((await json((s) => s.withDefault(s.integer({ minimum: 1, maximum: 2 }), 1))).json).toEqual({
+    expect((await json((s) => s.nullable(s.string({ maxLength: 1 })))).json).toStrictEqual({ type: ['string', 'null'], maxLength: 1 });
+    expect((await json((s) => s.nullable(s.enum(['a'])))).json).toStrictEqual({ type: ['string', 'null'], enum: ['a', null] });
+    expect((await json((s) => s.nullable(s.raw({ $ref: '#/x' })))).json).toStrictEqual({ $ref: '#/x' });
+    expect((await json((s) => s.withDefault(s.integer({ minimum: 1, maximum: 2 }), 1))).json).toStrictEqual({
       type: 'integer',
       format: 'int32',
       minimum: 1,
       maximum: 2,
       default: 1,
     });
-    expect((await json((s) => s.withDefault(s.boolean(), false))).json).toEqual({ type: 'boolean', default: false });
+    expect((await json((s) => s.withDefault(s.boolean(), false))).json).toStrictEqual({ type: 'boolean', default: false });
   });
 
   it('describes a named schema once and refers to it, itself included', async () => {
@@ -426,6 +454,11 @@ describe('the JSON Schema of a declaration', () => {
     expect(schema.codePointLength('\uDE00\uD83D')).toBe(2);
     expect(schema.codePointLength('a\uD83Db')).toBe(3);
     expect(schema.codePointLength('')).toBe(0);
+    // The edges of the surrogate ranges: a high one (D800-DBFF) then a low one (DC00-DFFF) is one.
+    for (const pair of ['\uD800\uDC00', '\uDBFF\uDFFF', '\uD800\uDFFF', '\uDBFF\uDC00']) expect(schema.codePointLength(pair), escape(pair)).toBe(1);
+    for (const notPair of ['\uD7FF\uDC00', '\uDC00\uDC00', '\uD800\uDBFF', '\uD800\uE000', 'x\uDE00', '\uD800x']) {
+      expect(schema.codePointLength(notPair), escape(notPair)).toBe(2);
+    }
   });
 
   it('calls text storable unless it holds NUL or an unpaired surrogate', async () => {
