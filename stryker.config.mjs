@@ -1,6 +1,6 @@
 // Mutation testing (`npm run test:mutation`, docs/design.md): StrykerJS changes the security-relevant
 // code one mutant at a time and runs the tests that cover each (vitest.mutation.config.mjs); a mutant
-// that no test notices is a missing test. scripts/mutation-score.mjs then holds every file to 80 %.
+// that no test notices is a missing test. scripts/mutation-score.ts then holds every file to 80 %.
 export default {
   testRunner: 'vitest',
   plugins: ['@stryker-mutator/vitest-runner'],

@@ -1,18 +1,20 @@
 // The tests `npm run test:mutation` (StrykerJS, stryker.config.mjs) runs against the mutants: the
-// unit tests, and the integration tests that exercise the mutated files over HTTP. Left out: the
-// system tests and the integration tests of the process, the operator scripts, the database layer,
-// the stores, Docker, CI files, logging, metrics and the API viewer (they add no coverage of the
-// mutated files, and several spawn processes from dist/, so there is no global set-up here).
+// unit tests, which load what they check inside each test (test/helpers/fresh.ts), and the
+// integration tests of what a request meets over HTTP: the error envelope, the body and query
+// hardening, and a resource's validation (items). The other integration tests add nothing Stryker
+// can credit (their apps are built in beforeAll, which it leaves out: see ignoreStatic) and cost
+// seconds for every mutant that survives; CI runs them all with npm test. The system tests and the
+// process-level tests are left out, so there is no global set-up here: nothing runs dist/.
 import { defineConfig } from 'vitest/config';
 import { BaseSequencer } from 'vitest/node';
 import base from './vitest.config.mts';
 
-const integration = ['auth', 'http-contract', 'items', 'query-hardening', 'rate-limits', 'security-log', 'users'];
+const integration = ['http-contract', 'items', 'query-hardening'];
 
 /**
- * Unit test files first, then the integration ones. A mutant that runs while modules load (a
- * declaration, a default) is tested against every test file, stopping at the first failure: the
- * unit tests fail within a second where an integration file first builds an app and a database.
+ * Unit test files first, then the integration ones. A mutant runs against the tests that executed
+ * its code, and stops at the first that fails: a unit test fails within a second, where an
+ * integration file first builds an app over a new database.
  */
 class UnitTestsFirst extends BaseSequencer {
   async sort(files) {
@@ -30,6 +32,9 @@ export default defineConfig({
     // Lint and documentation-link checks: they run no mutated code.
     exclude: ['test/unit/boundaries.test.ts', 'test/unit/docs-links.test.ts'],
     globalSetup: [],
+    // One worker process reused across test files: each mutant is run against a few files, and
+    // loading the app's modules again for every file costs more than the tests themselves.
+    isolate: false,
     reporters: ['default'],
     sequence: { sequencer: UnitTestsFirst },
   },
