@@ -21,8 +21,7 @@ function materialiseQuery(req: Request): void {
 
 function hasBody(req: Request): boolean {
   const body: unknown = req.body;
-  if (typeof body !== 'object') return false;
-  return body !== null && Object.keys(body).length > 0;
+  return typeof body === 'object' && Object.keys(body ?? {}).length > 0;
 }
 
 export function queryHardening(logger: Logger): RequestHandler {

@@ -40,8 +40,8 @@ class SharedRateLimitStore implements Store {
   async resetKey(key: string): Promise<void> {
     await this.kv.del([this.prefix + key]);
   }
-  // Stryker restore all
 }
+// Stryker restore all
 
 /** Client IP as resolved through `trust proxy`, IPv6 grouped by /56 (one subscriber's block). */
 export function clientKey(req: Request): string {

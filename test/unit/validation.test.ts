@@ -440,9 +440,23 @@ describe('the JSON Schema of a declaration', () => {
 
   it('describes a named schema once and refers to it, itself included', async () => {
     const { json: ref, registry } = await json((s) => s.named('Thing', s.object({ a: s.boolean() })));
-    expect(ref).toEqual({ $ref: '#/components/schemas/Thing' });
-    expect(Object.fromEntries(registry)).toEqual({
+    expect(ref).toStrictEqual({ $ref: '#/components/schemas/Thing' });
+    expect(Object.fromEntries(registry)).toStrictEqual({
       Thing: { type: 'object', properties: { a: { type: 'boolean' } }, additionalProperties: false, required: ['a'] },
+    });
+    // A schema that contains itself is described once, by reference.
+    const { json: node, registry: nodes } = await json((s) => {
+      const fields: Record<string, Parameters<S['optional']>[0]> = { name: s.string({ maxLength: 5 }) };
+      const named = s.named('Node', s.object(fields));
+      fields.next = s.optional(named);
+      return named;
+    });
+    expect(node).toStrictEqual({ $ref: '#/components/schemas/Node' });
+    expect(nodes.get('Node')).toStrictEqual({
+      type: 'object',
+      properties: { name: { type: 'string', maxLength: 5 }, next: { $ref: '#/components/schemas/Node' } },
+      additionalProperties: false,
+      required: ['name'],
     });
   });
 
