@@ -7,6 +7,7 @@
 //
 //   npm run bench            full run (writes BENCHMARKS.md)
 //   npm run bench -- --short a few seconds per scenario (CI: proves the harness works)
+//   npm run bench -- --pinned only the pinned and overload runs (bench/pinned.ts), to .bench-pinned.md
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,14 +19,20 @@ import { createTestDatabase } from '../test/helpers/database';
 import { NGINX, TestNginx } from '../test/helpers/nginx';
 import { Pm2App, productionNodeArgs } from '../test/helpers/pm2';
 import { freePort } from '../test/helpers/redis-server';
+import { canPin, LOAD_CPU, peakRssMb, percentile, pin, probe, SERVER_CPU, wrk, type WrkResult } from './pinned';
 
 const ROOT = path.resolve(__dirname, '..');
 const PRODUCTION_NODE_ARGS = productionNodeArgs();
 const short = process.argv.includes('--short');
+const pinnedOnly = process.argv.includes('--pinned');
 const DURATION_S = short ? 2 : Number(process.env.BENCH_DURATION ?? 10);
 const REPEATS = short ? 1 : Number(process.env.BENCH_REPEATS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50);
-const OUTPUT = short ? path.join(ROOT, '.bench-short.md') : path.join(ROOT, 'BENCHMARKS.md');
+const OUTPUT = path.join(ROOT, short ? '.bench-short.md' : pinnedOnly ? '.bench-pinned.md' : 'BENCHMARKS.md');
+// The pinned runs (bench/pinned.ts): repetitions of each scenario, and the overload scenario.
+const PINNED_REPEATS = short ? 1 : Number(process.env.BENCH_PINNED_REPEATS ?? 3);
+const OVERLOAD_CONNECTIONS = Number(process.env.BENCH_OVERLOAD_CONNECTIONS ?? 1000);
+const OVERLOAD_S = short ? 5 : Number(process.env.BENCH_OVERLOAD_DURATION ?? 20);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -203,7 +210,7 @@ async function main(): Promise<void> {
 
     // The PM2 cluster (2 workers) behind nginx, as deployed on a host.
     let edge: Target | undefined;
-    if (NGINX) {
+    if (NGINX && !pinnedOnly) {
       const clusterPort = await freePort();
       cluster = new Pm2App(`rampart-bench-${randomUUID().slice(0, 8)}`, {
         ...rampartEnv,
@@ -220,7 +227,7 @@ async function main(): Promise<void> {
       const deadline = Date.now() + 60_000;
       while (cluster.instances().filter((i) => i.status === 'online').length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
       edge = { name: 'pm2 ×2 behind nginx', port: nginx.ports.https };
-    } else {
+    } else if (!NGINX) {
       process.stdout.write('nginx not installed: the PM2-behind-nginx scenario is left out\n');
     }
 
@@ -282,7 +289,7 @@ async function main(): Promise<void> {
     }
 
     const samples = new Map<string, Sample[]>(scenarios.map((s) => [s.name, []]));
-    for (let rep = 0; rep < REPEATS; rep++) {
+    for (let rep = 0; rep < (pinnedOnly ? 0 : REPEATS); rep++) {
       for (const s of scenarios) {
         const sample = await autocannon(`${s.https ? 'https' : 'http'}://127.0.0.1:${s.server().port}${s.path()}`, s.headers?.() ?? {}, s.https);
         samples.get(s.name)!.push(sample);
@@ -291,6 +298,15 @@ async function main(): Promise<void> {
         );
       }
     }
+
+    const pinnedReport = await runPinned({
+      bareExpress,
+      rampart,
+      itemId,
+      bearer,
+      startRampart: (name, env) => startServer(name, path.join(ROOT, 'dist/server.js'), { ...rampartEnv, ...env }, rampartArgs),
+      servers,
+    });
 
     const rss = new Map(servers.map((s) => [s.name, String(rssMb(s.child.pid!))]));
     if (cluster && edge)
@@ -310,7 +326,7 @@ async function main(): Promise<void> {
       const ratios = samples.get(name)!.map((x, i) => x.rps / samples.get(expressName)![i]!.rps);
       return `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
     };
-    const rows = scenarios.map((s) => {
+    const rows = (pinnedOnly ? [] : scenarios).map((s) => {
       const rps = med(s.name, 'rps');
       const ratio =
         s.server() === bareExpress ? '1.00' : (rps / expressRps).toFixed(2) + (s.https ? ` (${(rps / med(cachedName, 'rps')).toFixed(2)} × one process)` : '');
@@ -331,14 +347,19 @@ async function main(): Promise<void> {
       `Rampart runs with NODE_ENV=production and \`${PRODUCTION_NODE_ARGS.join(' ')}\` (as in ecosystem.config.js): full middleware stack, real Redis and PostgreSQL, JSON access logs at \`info\` (to /dev/null).`,
       "Server, load generator, Redis and PostgreSQL share the machine's cores, so absolute figures are low and routes that call Redis also pay for Redis's CPU; compare the ratios, measured in the same run. On a shared 2-core machine one repetition can differ from the next by 10-20 %: the range column shows each repetition's ratio to the Express run just before it.",
       '',
-      '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express (median) | ratio per repetition | RSS after load (MB) |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...rows,
-      '',
-      'Reproduce: `npm run bench` (needs Redis and PostgreSQL; `REDIS_URL`/`DATABASE_URL` or the defaults on 127.0.0.1).',
+      ...(pinnedOnly
+        ? []
+        : [
+            '| scenario | req/s | p50 ms | p99 ms | errors | non-2xx | ratio to Express (median) | ratio per repetition | RSS after load (MB) |',
+            '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+            ...rows,
+            '',
+          ]),
+      ...pinnedReport,
+      'Reproduce: `npm run bench` (needs Redis and PostgreSQL; `REDIS_URL`/`DATABASE_URL` or the defaults on 127.0.0.1; wrk for the pinned runs).',
       '',
       // The hand-kept part: what changed and what it did to the ratios.
-      ...(short ? [] : [readFileSync(path.join(ROOT, 'bench/HISTORY.md'), 'utf8').trim(), '']),
+      ...(short || pinnedOnly ? [] : [readFileSync(path.join(ROOT, 'bench/HISTORY.md'), 'utf8').trim(), '']),
     ].join('\n');
     writeFileSync(OUTPUT, report);
     process.stdout.write(`\n${report}\nwritten to ${path.relative(ROOT, OUTPUT)}\n`);
@@ -354,6 +375,144 @@ async function main(): Promise<void> {
     await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
     await database.drop().catch(() => undefined);
   }
+}
+
+interface PinnedInput {
+  bareExpress: Server;
+  rampart: Server;
+  itemId: string;
+  bearer: Record<string, string>;
+  startRampart: (name: string, env: Record<string, string>) => Promise<Server>;
+  servers: Server[];
+}
+
+/** Reads the app's refusals by reason from /metrics (loopback may read it in production). */
+async function shedCounts(port: number): Promise<Record<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const counts: Record<string, number> = {};
+  for (const m of text.matchAll(/^rampart_shed_total\{reason="(\w+)"\} (\S+)$/gm)) counts[m[1]!] = Number(m[2]);
+  return counts;
+}
+
+const fmt = (ms: number) => (Number.isNaN(ms) ? '–' : ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
+
+/** The overload scenario on one process: wrk far past capacity, probes beside it. */
+async function overload(server: Server, itemId: string): Promise<string> {
+  pin(server.child.pid!, SERVER_CPU);
+  const base = `http://127.0.0.1:${server.port}`;
+  await http(server.port, 'GET', `/api/v1/items/${itemId}`); // fills the cache
+  const before = await shedCounts(server.port);
+  const live = probe(`${base}/health/live`, 100);
+  const admitted = probe(`${base}/api/v1/items/${itemId}`, 50, { 'accept-encoding': 'gzip' });
+  const load = await wrk(`${base}/api/v1/items/${itemId}`, { connections: OVERLOAD_CONNECTIONS, durationS: OVERLOAD_S });
+  const [liveResult, admittedResult] = await Promise.all([live.stop(), admitted.stop()]);
+  const after = await shedCounts(server.port);
+  const shed = Object.entries(after)
+    .map(([reason, n]) => [reason, n - (before[reason] ?? 0)] as const)
+    .filter(([, n]) => n > 0);
+  const statuses = { ...load.statuses };
+  for (const [status, n] of Object.entries(admittedResult.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
+  const other5xx = Object.entries(statuses)
+    .filter(([status]) => Number(status) >= 500 && status !== '503')
+    .reduce((a, [, n]) => a + n, 0);
+  const sent = Object.values(admittedResult.statuses).reduce((a, n) => a + n, 0) + admittedResult.failures;
+  const admittedMs = admittedResult.latencies['200'] ?? [];
+  const liveMs = Object.values(liveResult.latencies).flat();
+  const row = [
+    server.name,
+    Math.round(load.rps),
+    `${fmt(load.p50)} / ${fmt(load.p99)}`,
+    `${admittedMs.length} of ${sent}: ${fmt(percentile(admittedMs, 50))} / ${fmt(percentile(admittedMs, 99))}`,
+    statuses['503'] ?? 0,
+    shed.map(([reason, n]) => `${reason} ${n}`).join(', ') || '0',
+    other5xx,
+    load.errors,
+    `${fmt(percentile(liveMs, 50))} / ${fmt(Math.max(...liveMs))} (${liveResult.failures} failed, ${liveMs.length - (liveResult.statuses['200'] ?? 0)} not 200)`,
+    peakRssMb(server.child.pid!),
+  ];
+  process.stdout.write(`overload ${server.name}: ${JSON.stringify({ load, live: liveResult.failures, admitted: admittedResult.statuses })}\n`);
+  return `| ${row.join(' | ')} |`;
+}
+
+function stop(server: Server, servers: Server[]): void {
+  server.child.kill('SIGTERM');
+  servers.splice(servers.indexOf(server), 1);
+}
+
+/** The pinned scenarios and the overload scenario; the report's lines (empty when wrk is missing). */
+async function runPinned({ bareExpress, rampart, itemId, bearer, startRampart, servers }: PinnedInput): Promise<string[]> {
+  const unavailable = canPin();
+  if (unavailable) {
+    process.stdout.write(`pinned runs left out: ${unavailable}\n`);
+    return [`Pinned runs left out: ${unavailable}.`, ''];
+  }
+  // The harness itself (it sends the probes) stays off the server's core.
+  pin(process.pid, LOAD_CPU);
+  for (const server of [bareExpress, rampart]) pin(server.child.pid!, SERVER_CPU);
+  const scenarios: { name: string; target: Server; path: string; headers?: Record<string, string> }[] = [
+    { name: 'Express 5 JSON hello', target: bareExpress, path: '/hello' },
+    { name: 'Rampart GET /health', target: rampart, path: '/health' },
+    { name: 'Rampart GET /api/v1/items/:id (cached, HIT)', target: rampart, path: `/api/v1/items/${itemId}` },
+    { name: 'Rampart GET /api/v1/users/me (authenticated)', target: rampart, path: '/api/v1/users/me', headers: bearer },
+  ];
+  const results = new Map<string, WrkResult[]>(scenarios.map((s) => [s.name, []]));
+  for (let rep = 0; rep < PINNED_REPEATS; rep++) {
+    for (const s of scenarios) {
+      const r = await wrk(`http://127.0.0.1:${s.target.port}${s.path}`, { connections: CONNECTIONS, durationS: DURATION_S, headers: s.headers });
+      results.get(s.name)!.push(r);
+      process.stdout.write(
+        `pinned rep ${rep + 1}/${PINNED_REPEATS} ${s.name}: ${Math.round(r.rps)} req/s, p99 ${fmt(r.p99)} ms, ${JSON.stringify(r.statuses)}\n`,
+      );
+    }
+  }
+  const medianOf = (name: string, key: 'rps' | 'p50' | 'p99') => median(results.get(name)!.map((r) => r[key]));
+  const express = results.get('Express 5 JSON hello')!;
+  const rows = scenarios.map((s) => {
+    const rs = results.get(s.name)!;
+    const ratios = rs.map((r, i) => r.rps / express[i]!.rps);
+    const non2xx = rs.reduce(
+      (a, r) =>
+        a +
+        Object.entries(r.statuses)
+          .filter(([st]) => !st.startsWith('2'))
+          .reduce((b, [, n]) => b + n, 0),
+      0,
+    );
+    const ratio = s.target === bareExpress ? '1.00' : (medianOf(s.name, 'rps') / medianOf('Express 5 JSON hello', 'rps')).toFixed(2);
+    const range = s.target === bareExpress ? '' : `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    return `| ${s.name} | ${Math.round(medianOf(s.name, 'rps'))} | ${fmt(medianOf(s.name, 'p50'))} | ${fmt(medianOf(s.name, 'p99'))} | ${non2xx} | ${ratio} | ${range} |`;
+  });
+
+  // A fresh process for the overload scenario, so its peak memory is its own.
+  const overloadRows: string[] = [];
+  const fresh = await startRampart('Rampart, admission control on (defaults)', {});
+  servers.push(fresh);
+  overloadRows.push(await overload(fresh, itemId));
+  stop(fresh, servers);
+  if (!short) {
+    const off = await startRampart('Rampart, admission control off', { SHED_EVENT_LOOP_DELAY_MS: '0', SHED_MAX_IN_FLIGHT: '0', SHED_HEAP_USED_PERCENT: '0' });
+    servers.push(off);
+    overloadRows.push(await overload(off, itemId));
+    stop(off, servers);
+  }
+  return [
+    '## Pinned: the server on one core, wrk on the other',
+    '',
+    `Server and all its threads on CPU ${SERVER_CPU} (\`taskset -a\`), wrk (1 thread) on CPU ${LOAD_CPU}, \`Accept-Encoding: gzip\` on every request; ${CONNECTIONS} connections for ${DURATION_S} s, ${PINNED_REPEATS} interleaved repetition(s), medians. Redis and PostgreSQL are not pinned.`,
+    '',
+    '| scenario | req/s | p50 ms | p99 ms | non-2xx | ratio to Express (median) | ratio per repetition |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...rows,
+    '',
+    `### Overload: ${OVERLOAD_CONNECTIONS} connections for ${OVERLOAD_S} s on the cached read`,
+    '',
+    'wrk as above; beside it, from the load core, a probe of `GET /health/live` every 100 ms and of the cached read every 50 ms, each on a new connection (as a Kubernetes probe connects). "Admitted probes": how many read probes were answered 200 of all sent, and the p50 / p99 of those 200 answers. Refusals by reason come from `rampart_shed_total`; peak RSS is the process\'s VmHWM.',
+    '',
+    '| process | req/s (all answers) | p50 / p99 ms (all answers) | admitted probes: p50 / p99 ms | 503 | refused by admission control | 5xx other than 503 | wrk socket errors | /health/live p50 / max ms | peak RSS MB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...overloadRows,
+    '',
+  ];
 }
 
 main().catch((err: unknown) => {

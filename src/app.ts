@@ -8,11 +8,13 @@ import { mountModules, type ModuleContext, type ModuleDefinition, type MountedRo
 import { AccessTokens } from './lib/access-tokens';
 import type { ClusterMetrics } from './lib/cluster-metrics';
 import { Lifecycle } from './lib/lifecycle';
+import { LoadMonitor, SHED_REASONS } from './lib/load-monitor';
 import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { createProbes, type Probes } from './lib/probes';
 import { Sessions } from './lib/sessions';
 import { securityLog } from './lib/security-log';
 import { accessLog } from './middleware/access-log';
+import { admission } from './middleware/admission';
 import { jsonBody } from './middleware/body';
 import { responseCompression } from './middleware/compression';
 import { memoizeClientAddress } from './middleware/client-address';
@@ -37,6 +39,8 @@ export interface AppOptions {
   metrics?: Metrics;
   /** Host-wide metrics under PM2 cluster mode. */
   clusterMetrics?: ClusterMetrics;
+  /** How busy the process is, for admission control (one per app by default). */
+  load?: LoadMonitor;
   /** The feature modules to mount (src/modules/index.ts by default). */
   modules?: readonly ModuleDefinition[];
 }
@@ -83,7 +87,9 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     logger,
     db: deps.db,
     store: deps.store,
-    cache: new ResponseCache(deps.cache, logger, metrics),
+    // With the cache unavailable, at most twice the pool's connections of different cached reads go
+    // to the database at once (identical ones share a query): past that, 503 rather than a queue.
+    cache: new ResponseCache(deps.cache, logger, metrics, { maxFallbacks: config.dbPoolMax * 2 }),
     metrics,
     lifecycle,
     probes: options.probes ?? createProbes(rawDeps),
@@ -130,7 +136,10 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
       ctx,
     ),
   );
-  app.use(series(accessLog(logger), httpMetrics(metrics)));
+  // Admission control first: a request refused for overload costs as little as possible.
+  const load = options.load ?? new LoadMonitor(config.shed);
+  for (const reason of SHED_REASONS) metrics.shed.inc({ reason }, 0); // present from the start, so a rate can be taken at once
+  app.use(series(admission({ load, logger, onShed: (reason) => metrics.shed.inc({ reason }) }), accessLog(logger), httpMetrics(metrics)));
 
   // Everything under /api/v1 goes through the API middleware, run as one layer.
   app.use(

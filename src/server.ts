@@ -7,6 +7,7 @@ import { ConfigError, loadConfig, type Config } from './config';
 import { createDependencies, type Dependencies, type DependencyOptions } from './deps';
 import { migrate } from './lib/db/migrate';
 import { Lifecycle } from './lib/lifecycle';
+import { LoadMonitor } from './lib/load-monitor';
 import { createLogger, type Logger } from './lib/logger';
 import { createMetrics, type Metrics } from './lib/metrics';
 import { answerMetricRequests, ClusterMetrics, underPm2Cluster } from './lib/cluster-metrics';
@@ -79,7 +80,8 @@ export async function start(config: Config, logger: Logger, options: DependencyO
     answerMetricRequests(metrics.registry, logger);
     clusterMetrics = new ClusterMetrics(process.env.name ?? 'rampart', logger);
   }
-  const app = createApp(deps, { lifecycle, metrics, clusterMetrics });
+  const load = new LoadMonitor(config.shed);
+  const app = createApp(deps, { lifecycle, metrics, clusterMetrics, load });
   const server = http.createServer(
     {
       // Slow clients: Node answers 408 and closes the connection when the headers, or the whole
@@ -117,6 +119,7 @@ export async function start(config: Config, logger: Logger, options: DependencyO
         server.closeAllConnections();
         throw new Error(`in-flight requests did not finish within ${config.shutdownTimeoutMs} ms`);
       }
+      load.stop();
       await deps.close();
       logger.info('shutdown complete');
     })();

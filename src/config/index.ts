@@ -96,6 +96,11 @@ const envSchema = z.object({
   HEADERS_TIMEOUT_MS: integer(1000, 600_000).default(10_000),
   REQUEST_TIMEOUT_MS: integer(1000, 600_000).default(30_000),
   MAX_CONNECTIONS: integer(1, 1_000_000).default(1024),
+  // Admission control (0 turns a check off): refuse new API requests with 503 while the event loop
+  // runs this late, this many requests are in flight, or the heap is this full.
+  SHED_EVENT_LOOP_DELAY_MS: integer(0, 60_000).default(250),
+  SHED_MAX_IN_FLIGHT: integer(0, 1_000_000).default(512),
+  SHED_HEAP_USED_PERCENT: integer(0, 100).default(90),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
@@ -153,6 +158,12 @@ export interface Config {
   readonly requestTimeoutMs: number;
   /** Connections one process keeps open at most; beyond it new ones are closed and counted. */
   readonly maxConnections: number;
+  /** Admission control: above any of these (0: check off), API requests are refused with 503. */
+  readonly shed: {
+    readonly maxEventLoopDelayMs: number;
+    readonly maxInFlight: number;
+    readonly maxHeapUsedPercent: number;
+  };
   readonly redisCommandTimeoutMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
@@ -333,6 +344,11 @@ export function loadConfig(env: Env = process.env): Config {
     headersTimeoutMs: e.HEADERS_TIMEOUT_MS,
     requestTimeoutMs: e.REQUEST_TIMEOUT_MS,
     maxConnections: e.MAX_CONNECTIONS,
+    shed: Object.freeze({
+      maxEventLoopDelayMs: e.SHED_EVENT_LOOP_DELAY_MS,
+      maxInFlight: e.SHED_MAX_IN_FLIGHT,
+      maxHeapUsedPercent: e.SHED_HEAP_USED_PERCENT,
+    }),
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,

@@ -118,10 +118,18 @@ const AUTH_CODES: readonly ErrorCode[] = ['unauthorized', 'invalid_token', 'toke
 
 /**
  * What the API middleware may answer for any request under /api/v1, before routing: malformed,
- * not JSON, too large, over the general limit. Every API operation lists them; the response check
- * in the tests accepts them for requests that match no operation too.
+ * not JSON, too large, over the general limit, refused by admission control while the process is
+ * overloaded. Every API operation lists them; the response check in the tests accepts them for
+ * requests that match no operation too.
  */
-export const API_MIDDLEWARE_CODES: readonly ErrorCode[] = ['bad_request', 'invalid_json', 'payload_too_large', 'unsupported_media_type', 'rate_limited'];
+export const API_MIDDLEWARE_CODES: readonly ErrorCode[] = [
+  'bad_request',
+  'invalid_json',
+  'payload_too_large',
+  'unsupported_media_type',
+  'rate_limited',
+  'service_unavailable',
+];
 
 /** Which error codes a mounted route can answer with: its own and those of every layer in front. */
 function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {

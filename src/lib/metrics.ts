@@ -70,7 +70,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     shed: new Counter({
       name: 'rampart_shed_total',
-      help: 'Work refused to keep the process serving, by reason (max_connections: connections closed at MAX_CONNECTIONS)',
+      help: 'Work refused to keep the process serving, by reason (max_connections: connections closed at MAX_CONNECTIONS; event_loop_delay, in_flight, heap: requests refused with 503 by admission control; cache_fallback: cached reads refused with 503 while the cache is unavailable and too many are served from the source)',
       labelNames: ['reason'],
       registers: [registry],
     }),

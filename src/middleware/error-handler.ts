@@ -1,6 +1,6 @@
 // The one error handler. Every failure leaves as the envelope of docs/api.md: a code from the catalogue,
 // its status and message, the request id, and never a stack, a path, SQL or a submitted value.
-import type { ErrorRequestHandler, Request } from 'express';
+import type { ErrorRequestHandler, Request, Response } from 'express';
 import { AppError, ERROR_CATALOGUE, type ErrorCode } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import type { SecurityLog } from '../lib/security-log';
@@ -97,18 +97,23 @@ export function errorHandler(logger: Logger, security?: SecurityLog): ErrorReque
       next(err);
       return;
     }
-    if (appError.headers) for (const [name, value] of Object.entries(appError.headers)) res.setHeader(name, value);
-    if (appError.code === 'unauthorized' || appError.code === 'invalid_token' || appError.code === 'token_revoked') {
-      res.setHeader('WWW-Authenticate', appError.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
-    }
-    if (appError.status === 429 || appError.status >= 500) res.setHeader('Cache-Control', 'no-store');
-    const body: Record<string, unknown> = {
-      code: appError.code,
-      // internal_error never carries a custom message: it could describe internals.
-      message: appError.code === 'internal_error' ? ERROR_CATALOGUE.internal_error.message : appError.message,
-      requestId: req.id,
-    };
-    if (appError.details) body.details = appError.details;
-    res.status(appError.status).json({ error: body });
+    sendError(req, res, appError);
   };
+}
+
+/** Writes an error as the envelope, with its headers; for middleware that answers without throwing. */
+export function sendError(req: Request, res: Response, appError: AppError): void {
+  if (appError.headers) for (const [name, value] of Object.entries(appError.headers)) res.setHeader(name, value);
+  if (appError.code === 'unauthorized' || appError.code === 'invalid_token' || appError.code === 'token_revoked') {
+    res.setHeader('WWW-Authenticate', appError.code === 'unauthorized' ? 'Bearer' : 'Bearer error="invalid_token"');
+  }
+  if (appError.status === 429 || appError.status >= 500) res.setHeader('Cache-Control', 'no-store');
+  const body: Record<string, unknown> = {
+    code: appError.code,
+    // internal_error never carries a custom message: it could describe internals.
+    message: appError.code === 'internal_error' ? ERROR_CATALOGUE.internal_error.message : appError.message,
+    requestId: req.id,
+  };
+  if (appError.details) body.details = appError.details;
+  res.status(appError.status).json({ error: body });
 }

@@ -7,7 +7,10 @@
 // worker. Versions are random, not counters, so an evicted version can never match an old entry.
 //
 // Stampede protection: concurrent misses for one key in this process compute once. Fail open: when
-// the cache store is down or slow the request is served from the source with X-Cache: BYPASS.
+// the cache store is down or slow the request is served from the source with X-Cache: BYPASS;
+// identical bypassed reads share one computation too, and at most `maxFallbacks` different ones run
+// at once: past that, 503 with Retry-After. A cache that times out because the event loop is late
+// must not turn every cached read into a database query (a stampede on a pool of ten connections).
 //
 // Audience: a public entry is shared by every client and is never stored from a request that
 // carries credentials. A user entry (GET /users/me) belongs to the authenticated user: the verified
@@ -15,6 +18,7 @@
 // it always goes out as private, no-store.
 import { randomUUID } from 'node:crypto';
 import type { Request, RequestHandler, Response } from 'express';
+import { serviceUnavailable } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
 import type { KeyValueStore } from '../lib/store/types';
@@ -37,14 +41,25 @@ export interface CacheRouteOptions {
 
 const PRIVATE = 'private, no-store';
 
+export interface ResponseCacheOptions {
+  /** Different reads served from the source at once while the cache is unavailable (default: no bound). */
+  maxFallbacks?: number;
+}
+
 export class ResponseCache {
   private readonly inflight = new Map<string, Promise<string | undefined>>();
+  private fallbacks = 0;
+  private readonly maxFallbacks: number;
 
   constructor(
     private readonly store: KeyValueStore,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
-  ) {}
+    options: ResponseCacheOptions = {},
+  ) {
+    this.maxFallbacks = options.maxFallbacks ?? Infinity;
+    metrics.shed.inc({ reason: 'cache_fallback' }, 0); // present from the start, so a rate can be taken at once
+  }
 
   /** Makes every entry depending on these namespaces stale, on every worker. */
   async invalidate(namespaces: readonly string[]): Promise<void> {
@@ -69,21 +84,19 @@ export class ResponseCache {
         owner = `${req.auth.sub}:`;
         res.setHeader('Cache-Control', PRIVATE);
       }
+      const entryKey = `resp:${options.name}:${owner}${options.key(req)}`;
       if (!this.store.isReady()) {
         count('bypass');
-        res.setHeader('X-Cache', 'BYPASS');
-        return next();
+        return this.fromSource(entryKey, perUser, req, res, next);
       }
       const namespaces = options.namespaces(req);
-      const entryKey = `resp:${options.name}:${owner}${options.key(req)}`;
       let values: (string | null)[];
       try {
         values = await this.store.mget([...namespaces.map((ns) => `ver:${ns}`), entryKey]);
       } catch (err) {
         count('bypass');
         this.logger.warn('cache unavailable; serving from the source', { route: options.name, error: (err as Error).message });
-        res.setHeader('X-Cache', 'BYPASS');
-        return next();
+        return this.fromSource(entryKey, perUser, req, res, next);
       }
       const versions = values
         .slice(0, namespaces.length)
@@ -107,14 +120,7 @@ export class ResponseCache {
         res.setHeader('X-Cache', 'MISS');
         return next();
       }
-      let settle!: (body: string | undefined) => void;
-      const leader = new Promise<string | undefined>((resolve) => (settle = resolve));
-      this.inflight.set(computeKey, leader);
-      const done = (body: string | undefined) => {
-        if (this.inflight.get(computeKey) === leader) this.inflight.delete(computeKey);
-        settle(body);
-      };
-      res.on('close', () => done(undefined)); // the leader failed or its client went away
+      const done = this.lead(computeKey, res);
       captureJson(req, res, perUser, (body) => {
         done(body);
         this.store.set(entryKey, `${versions}${SEPARATOR}${body}`, options.ttlMs).catch((err: Error) => {
@@ -125,6 +131,41 @@ export class ResponseCache {
       res.setHeader('X-Cache', 'MISS');
       next();
     };
+  }
+
+  /** Registers this response as the one computing `key`; returns what settles its followers. */
+  private lead(key: string, res: Response): (body: string | undefined) => void {
+    let settle!: (body: string | undefined) => void;
+    const leader = new Promise<string | undefined>((resolve) => (settle = resolve));
+    this.inflight.set(key, leader);
+    const done = (body: string | undefined) => {
+      if (this.inflight.get(key) === leader) this.inflight.delete(key);
+      settle(body);
+    };
+    res.on('close', () => done(undefined)); // the leader failed or its client went away
+    return done;
+  }
+
+  /** The cache is unavailable: serve from the source, sharing identical reads, bounded. */
+  private async fromSource(entryKey: string, perUser: boolean, req: Request, res: Response, next: () => void): Promise<void> {
+    res.setHeader('X-Cache', 'BYPASS');
+    const shareKey = `${entryKey}#bypass`;
+    const running = this.inflight.get(shareKey);
+    if (running) {
+      const body = await running;
+      if (body !== undefined) return void sendJsonText(res, body);
+    }
+    if (this.fallbacks >= this.maxFallbacks) {
+      this.metrics.shed.inc({ reason: 'cache_fallback' });
+      throw serviceUnavailable(undefined, 1);
+    }
+    this.fallbacks += 1;
+    res.once('close', () => (this.fallbacks -= 1));
+    const done = this.lead(shareKey, res);
+    // Shared with identical requests only, never stored; as with the cache, a public read is never
+    // shared from a request with credentials, a user's only with the same user's.
+    captureJson(req, res, perUser, done);
+    next();
   }
 }
 

@@ -44,6 +44,9 @@ const INTEGER_SETTINGS: IntegerSetting[] = [
   { name: 'HEADERS_TIMEOUT_MS', min: 1000, max: 600_000, read: (c) => c.headersTimeoutMs, others: { REQUEST_TIMEOUT_MS: '600000' } },
   { name: 'REQUEST_TIMEOUT_MS', min: 1000, max: 600_000, read: (c) => c.requestTimeoutMs, others: { HEADERS_TIMEOUT_MS: '1000' } },
   { name: 'MAX_CONNECTIONS', min: 1, max: 1_000_000, read: (c) => c.maxConnections },
+  { name: 'SHED_EVENT_LOOP_DELAY_MS', min: 0, max: 60_000, read: (c) => c.shed.maxEventLoopDelayMs },
+  { name: 'SHED_MAX_IN_FLIGHT', min: 0, max: 1_000_000, read: (c) => c.shed.maxInFlight },
+  { name: 'SHED_HEAP_USED_PERCENT', min: 0, max: 100, read: (c) => c.shed.maxHeapUsedPercent },
   { name: 'REDIS_COMMAND_TIMEOUT_MS', min: 10, max: 5000, read: (c) => c.redisCommandTimeoutMs },
   { name: 'DB_STATEMENT_TIMEOUT_MS', min: 10, max: 60_000, read: (c) => c.dbStatementTimeoutMs },
   { name: 'DB_POOL_MAX', min: 1, max: 200, read: (c) => c.dbPoolMax },
@@ -92,6 +95,7 @@ describe('integer settings', () => {
     expect([config.port, config.shutdownTimeoutMs, config.shutdownDrainMs, config.keepAliveTimeoutMs]).toEqual([3000, 10_000, 1500, 65_000]);
     expect([config.redisCommandTimeoutMs, config.dbStatementTimeoutMs, config.dbPoolMax]).toEqual([250, 800, 10]);
     expect([config.headersTimeoutMs, config.requestTimeoutMs, config.maxConnections]).toEqual([10_000, 30_000, 1024]);
+    expect(config.shed).toEqual({ maxEventLoopDelayMs: 250, maxInFlight: 512, maxHeapUsedPercent: 90 });
     // The headers timeout no longer follows the keep-alive timeout (Node 18 and later time the
     // headers from the request's first byte, not from the end of the previous response).
     expect((await load({ KEEP_ALIVE_TIMEOUT_MS: '1000' })).headersTimeoutMs).toBe(10_000);
