@@ -8,6 +8,8 @@
 //   npm run bench            full run (writes BENCHMARKS.md)
 //   npm run bench -- --short a few seconds per scenario (CI: proves the harness works)
 //   npm run bench -- --pinned only the pinned and overload runs (bench/pinned.ts), to .bench-pinned.md
+//   BENCH_BASELINE=<dir> npm run bench   also runs the main scenarios on the build in <dir> (a checkout
+//                            of an earlier commit, after npm ci and npm run build), side by side
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -35,6 +37,7 @@ const OVERLOAD_CONNECTIONS = Number(process.env.BENCH_OVERLOAD_CONNECTIONS ?? 10
 const OVERLOAD_S = short ? 5 : Number(process.env.BENCH_OVERLOAD_DURATION ?? 20);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : undefined;
 
 /** Where a scenario sends its load. */
 interface Target {
@@ -65,9 +68,9 @@ interface Sample {
   non2xx: number;
 }
 
-async function startServer(name: string, script: string, env: Record<string, string>, execArgv: string[] = []): Promise<Server> {
+async function startServer(name: string, script: string, env: Record<string, string>, execArgv: string[] = [], cwd = ROOT): Promise<Server> {
   const port = await freePort();
-  const child = fork(script, [], { cwd: ROOT, execArgv, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+  const child = fork(script, [], { cwd, execArgv, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   await new Promise<void>((resolve, reject) => {
@@ -155,6 +158,7 @@ async function main(): Promise<void> {
   const prefix = `rampart-bench-${randomUUID().slice(0, 8)}:`;
   // A database of the run's own, dropped at the end: the benchmark leaves no rows behind.
   const database = await createTestDatabase(DATABASE_URL);
+  let baselineDatabase: Awaited<ReturnType<typeof createTestDatabase>> | undefined;
   const rampartEnv: Record<string, string> = {
     NODE_ENV: 'production',
     LOG_LEVEL: 'info',
@@ -196,16 +200,22 @@ async function main(): Promise<void> {
     );
     servers.push(uncached);
 
-    // Fixtures through the public API: a user, a token, an item and a page of items.
-    const email = `bench-${randomUUID()}@example.com`;
-    const reg = await http(rampart.port, 'POST', '/api/v1/auth/register', { email, password: 'bench password 123' });
-    if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${JSON.stringify(reg.json)}`);
-    const bearer = { authorization: `Bearer ${(reg.json as { accessToken: string }).accessToken}` };
-    let itemId = '';
-    for (let i = 0; i < 20; i++) {
-      const item = await http(rampart.port, 'POST', '/api/v1/items', { name: `bench item ${i}`, price: i, tags: ['bench'] }, bearer);
-      if (item.status !== 201) throw new Error(`create item failed: ${item.status}`);
-      itemId = (item.json as { item: { id: string } }).item.id;
+    const { bearer, itemId } = await fixtures(rampart.port);
+
+    // An earlier build, side by side: its own database and key prefix, the same settings.
+    let baseline: (Awaited<ReturnType<typeof fixtures>> & { server: Server }) | undefined;
+    if (BASELINE) {
+      baselineDatabase = await createTestDatabase(DATABASE_URL);
+      const commit = execFileSync('git', ['-C', BASELINE, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
+      const server = await startServer(
+        `baseline ${commit}`,
+        path.join(BASELINE, 'dist/server.js'),
+        { ...rampartEnv, DATABASE_URL: baselineDatabase.url, REDIS_KEY_PREFIX: `${prefix}baseline:` },
+        rampartArgs,
+        BASELINE,
+      );
+      servers.push(server);
+      baseline = { server, ...(await fixtures(server.port)) };
     }
 
     // The PM2 cluster (2 workers) behind nginx, as deployed on a host.
@@ -269,6 +279,25 @@ async function main(): Promise<void> {
         expect: { status: 200, xCache: 'BYPASS' },
       },
     ];
+    if (baseline) {
+      const b = baseline;
+      scenarios.push(
+        { name: `Baseline ${b.server.name.slice(9)}: GET /health`, server: () => b.server, path: () => '/health', expect: { status: 200 } },
+        {
+          name: `Baseline ${b.server.name.slice(9)}: GET /api/v1/items/:id (cached, HIT)`,
+          server: () => b.server,
+          path: () => `/api/v1/items/${b.itemId}`,
+          expect: { status: 200, xCache: 'HIT' },
+        },
+        {
+          name: `Baseline ${b.server.name.slice(9)}: GET /api/v1/users/me (authenticated)`,
+          server: () => b.server,
+          path: () => '/api/v1/users/me',
+          headers: () => b.bearer,
+          expect: { status: 200, xCache: 'HIT' },
+        },
+      );
+    }
     if (edge) {
       scenarios.push({
         name: 'PM2 cluster (2 workers) behind nginx (TLS): GET /api/v1/items/:id (cached, HIT)',
@@ -304,6 +333,7 @@ async function main(): Promise<void> {
       rampart,
       itemId,
       bearer,
+      baseline,
       startRampart: (name, env) => startServer(name, path.join(ROOT, 'dist/server.js'), { ...rampartEnv, ...env }, rampartArgs),
       servers,
     });
@@ -374,11 +404,29 @@ async function main(): Promise<void> {
     // The run's keys (sessions live 30 days) are removed; nothing else is touched.
     await deleteRedisPrefix(REDIS_URL, prefix).catch(() => undefined);
     await database.drop().catch(() => undefined);
+    await baselineDatabase?.drop().catch(() => undefined);
   }
+}
+
+/** Fixtures through the public API: a user, a token, an item and a page of items. */
+async function fixtures(port: number): Promise<{ bearer: Record<string, string>; itemId: string }> {
+  const email = `bench-${randomUUID()}@example.com`;
+  const reg = await http(port, 'POST', '/api/v1/auth/register', { email, password: 'bench password 123' });
+  if (reg.status !== 201) throw new Error(`register failed: ${reg.status} ${JSON.stringify(reg.json)}`);
+  const bearer = { authorization: `Bearer ${(reg.json as { accessToken: string }).accessToken}` };
+  let itemId = '';
+  for (let i = 0; i < 20; i++) {
+    const item = await http(port, 'POST', '/api/v1/items', { name: `bench item ${i}`, price: i, tags: ['bench'] }, bearer);
+    if (item.status !== 201) throw new Error(`create item failed: ${item.status}`);
+    itemId = (item.json as { item: { id: string } }).item.id;
+  }
+  return { bearer, itemId };
 }
 
 interface PinnedInput {
   bareExpress: Server;
+  /** An earlier build run side by side (BENCH_BASELINE). */
+  baseline?: { server: Server; itemId: string; bearer: Record<string, string> };
   rampart: Server;
   itemId: string;
   bearer: Record<string, string>;
@@ -440,7 +488,7 @@ function stop(server: Server, servers: Server[]): void {
 }
 
 /** The pinned scenarios and the overload scenario; the report's lines (empty when wrk is missing). */
-async function runPinned({ bareExpress, rampart, itemId, bearer, startRampart, servers }: PinnedInput): Promise<string[]> {
+async function runPinned({ bareExpress, rampart, itemId, bearer, baseline, startRampart, servers }: PinnedInput): Promise<string[]> {
   const unavailable = canPin();
   if (unavailable) {
     process.stdout.write(`pinned runs left out: ${unavailable}\n`);
@@ -448,13 +496,21 @@ async function runPinned({ bareExpress, rampart, itemId, bearer, startRampart, s
   }
   // The harness itself (it sends the probes) stays off the server's core.
   pin(process.pid, LOAD_CPU);
-  for (const server of [bareExpress, rampart]) pin(server.child.pid!, SERVER_CPU);
+  for (const server of [bareExpress, rampart, ...(baseline ? [baseline.server] : [])]) pin(server.child.pid!, SERVER_CPU);
   const scenarios: { name: string; target: Server; path: string; headers?: Record<string, string> }[] = [
     { name: 'Express 5 JSON hello', target: bareExpress, path: '/hello' },
     { name: 'Rampart GET /health', target: rampart, path: '/health' },
     { name: 'Rampart GET /api/v1/items/:id (cached, HIT)', target: rampart, path: `/api/v1/items/${itemId}` },
     { name: 'Rampart GET /api/v1/users/me (authenticated)', target: rampart, path: '/api/v1/users/me', headers: bearer },
   ];
+  if (baseline) {
+    const label = `Baseline ${baseline.server.name.slice(9)}`;
+    scenarios.push(
+      { name: `${label}: GET /health`, target: baseline.server, path: '/health' },
+      { name: `${label}: GET /api/v1/items/:id (cached, HIT)`, target: baseline.server, path: `/api/v1/items/${baseline.itemId}` },
+      { name: `${label}: GET /api/v1/users/me (authenticated)`, target: baseline.server, path: '/api/v1/users/me', headers: baseline.bearer },
+    );
+  }
   const results = new Map<string, WrkResult[]>(scenarios.map((s) => [s.name, []]));
   for (let rep = 0; rep < PINNED_REPEATS; rep++) {
     for (const s of scenarios) {
