@@ -129,6 +129,8 @@ function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
   if (module.stage !== 'operations') {
     // The API middleware: body parsing and checks, malformed requests, the general limit.
     for (const code of API_MIDDLEWARE_CODES) codes.add(code);
+    // A dependency the handler needs (the database) is down or saturated.
+    codes.add('service_unavailable');
   } else if (route.path.includes(':')) {
     // Express answers 400 for a path parameter that is not valid percent-encoding (`%zz`).
     codes.add('bad_request');

@@ -109,23 +109,72 @@ describe.skipIf(!DATABASE_URL)(`PostgreSQL on DATABASE_URL${DATABASE_URL ? '' : 
     }
   });
 
-  it('cuts a slow statement off at the statement timeout', async () => {
+  it('cuts a slow statement off at the statement timeout, as unavailability (503)', async () => {
     const db = open(200);
     const t0 = Date.now();
-    await expect(db.query('SELECT pg_sleep(5)')).rejects.toThrow(/statement timeout|timeout/i);
+    const err = await db.query('SELECT pg_sleep(5)').catch((e: unknown) => e);
+    // The server's cancellation (57014), not the client's later bound.
+    expect(err).toMatchObject({ code: 'service_unavailable', cause: { code: '57014' } });
     expect(Date.now() - t0).toBeLessThan(2000);
     // The pool is still usable afterwards.
     expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
     await db.close();
   });
+
+  it('keeps SQL errors of the code as they are: they are bugs (500), not unavailability', async () => {
+    const db = open();
+    await expect(db.query('SELEC 1')).rejects.toMatchObject({ code: '42601' });
+    await expect(db.transaction((tx) => tx.query('SELECT * FROM no_such_table'))).rejects.toMatchObject({ code: '42P01' });
+    await db.close();
+  });
+
+  it('answers 503 within the pool wait when every connection is taken (pool of 1)', async () => {
+    const db = createPostgres({ url: testDb.url, poolMax: 1, statementTimeoutMs: 800, logger });
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const holder = db.transaction(async (tx) => {
+      await tx.query('SELECT pg_sleep(0.3)');
+      await held; // a slow transaction keeps its connection
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({
+      code: 'service_unavailable',
+      headers: { 'Retry-After': '5' },
+      cause: { message: 'timeout exceeded when trying to connect' },
+    });
+    // The wait is DB_STATEMENT_TIMEOUT_MS (800 ms); generous bound for a loaded machine.
+    expect(Date.now() - t0).toBeLessThan(1500);
+    release();
+    await holder;
+    expect((await db.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
+    await db.close();
+  });
+
+  it('sets the statement timeout at connection when direct, and nothing behind a transaction pooler', async () => {
+    const direct = open(700);
+    const pooled = createPostgres({ url: testDb.url, poolMax: 1, statementTimeoutMs: 700, transactionPooling: true, logger });
+    try {
+      expect((await direct.query<{ statement_timeout: string }>('SHOW statement_timeout')).rows[0]!.statement_timeout).toBe('700ms');
+      // The role's default (none on the test server's role), not the app's.
+      expect((await pooled.query<{ statement_timeout: string }>('SHOW statement_timeout')).rows[0]!.statement_timeout).toBe('0');
+      // The client-side bound holds all the same: a statement the server lets run is cut off at 900 ms.
+      const t0 = Date.now();
+      await expect(pooled.query('SELECT pg_sleep(3)')).rejects.toMatchObject({ code: 'service_unavailable', cause: { message: 'Query read timeout' } });
+      expect(Date.now() - t0).toBeLessThan(2000);
+    } finally {
+      await Promise.all([direct.close(), pooled.close()]);
+    }
+  });
 });
 
 describe('PostgreSQL failure behaviour', () => {
-  it('fails fast when PostgreSQL is down', async () => {
+  it('fails fast when PostgreSQL is down, as unavailability (503)', async () => {
     const port = await freePort();
     const db = createPostgres({ url: `postgres://postgres@127.0.0.1:${port}/none`, poolMax: 2, statementTimeoutMs: 300, logger });
     const t0 = Date.now();
-    await expect(db.query('SELECT 1')).rejects.toThrow();
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: 'service_unavailable', headers: { 'Retry-After': '5' } });
+    await expect(db.transaction((tx) => tx.query('SELECT 1'))).rejects.toMatchObject({ code: 'service_unavailable' });
     await expect(db.ping()).rejects.toThrow();
     expect(Date.now() - t0).toBeLessThan(2000);
     await db.close();
@@ -135,7 +184,7 @@ describe('PostgreSQL failure behaviour', () => {
     const hole = await blackHole();
     const db = createPostgres({ url: `postgres://postgres@127.0.0.1:${hole.port}/none`, poolMax: 2, statementTimeoutMs: 300, logger });
     const t0 = Date.now();
-    await expect(db.query('SELECT 1')).rejects.toThrow(/timeout/i);
+    await expect(db.query('SELECT 1')).rejects.toMatchObject({ code: 'service_unavailable', cause: { message: expect.stringMatching(/timeout/i) } });
     expect(Date.now() - t0).toBeLessThan(2000);
     await db.close();
     await hole.close();

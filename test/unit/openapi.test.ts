@@ -55,7 +55,7 @@ describe('the OpenAPI document', () => {
     expect(byId.get('getMe')!.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(byId.get('getMe')!.responses)).toEqual(expect.arrayContaining(['200', '401', '429', '503']));
     expect(byId.get('login')!.description).toMatch(/Rate limit `login` \(scope LOGIN\): \d+ failed attempts per 15 min, counted by client IP and email/);
-    expect(Object.keys(byId.get('getItem')!.responses).sort()).toEqual(['200', '400', '404', '413', '415', '422', '429', '500']);
+    expect(Object.keys(byId.get('getItem')!.responses).sort()).toEqual(['200', '400', '404', '413', '415', '422', '429', '500', '503']);
     expect(byId.get('metrics')!.security).toEqual([{ opsToken: [] }, {}]);
     expect(byId.get('health')!.responses).not.toHaveProperty('429');
   });
