@@ -180,3 +180,39 @@ describe.skipIf(!DATABASE_URL)(`the process under PM2 with the database down at 
     }
   });
 });
+
+describe.skipIf(!DATABASE_URL)(`a saturated pool${DATABASE_URL ? '' : ` [${NO_DATABASE_REASON}]`}`, () => {
+  let ctx: TestContext;
+  beforeAll(async () => {
+    ctx = await createTestContext({ env: { DB_POOL_MAX: '1' } });
+  });
+  afterAll(async () => ctx?.close());
+
+  it('answers 503 with Retry-After within the pool wait while a slow query holds the only connection', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const holder = ctx.deps.db.transaction(async (tx) => {
+      await tx.query('SELECT pg_sleep(0.2)');
+      await held;
+    });
+    try {
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      const res = await request(ctx.app).get('/api/v1/items?page=4'); // uncached
+      const elapsed = Date.now() - t0;
+      expect([res.status, res.body.error?.code, res.headers['retry-after'], res.headers['cache-control']]).toEqual([
+        503,
+        'service_unavailable',
+        '5',
+        'no-store',
+      ]);
+      expect(elapsed).toBeLessThan(FAST_MS); // the wait is DB_STATEMENT_TIMEOUT_MS, 800 ms
+      const warning = ctx.log.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.message === 'request refused: dependency unavailable');
+      expect(warning).toMatchObject({ level: 'warn', reason: 'timeout exceeded when trying to connect' });
+    } finally {
+      release();
+      await holder;
+    }
+    expect((await request(ctx.app).get('/api/v1/items?page=4')).status).toBe(200);
+  });
+});
