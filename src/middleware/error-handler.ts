@@ -86,7 +86,7 @@ function recordRefusal(security: SecurityLog, req: Request, appError: AppError):
 }
 
 /** At most one warning per this interval for 503s: an outage fails every request at once. */
-export const UNAVAILABLE_LOG_INTERVAL_MS = 1000;
+const UNAVAILABLE_LOG_INTERVAL_MS = 1000;
 
 /**
  * A 503 is a dependency that is down or saturated, not a bug: a one-line warning (no stack), at
@@ -106,8 +106,8 @@ function unavailableWarner(logger: Logger, intervalMs: number): (appError: AppEr
   };
 }
 
-export function errorHandler(logger: Logger, security?: SecurityLog, unavailableLogIntervalMs = UNAVAILABLE_LOG_INTERVAL_MS): ErrorRequestHandler {
-  const warnUnavailable = unavailableWarner(logger, unavailableLogIntervalMs);
+export function errorHandler(logger: Logger, security?: SecurityLog): ErrorRequestHandler {
+  const warnUnavailable = unavailableWarner(logger, UNAVAILABLE_LOG_INTERVAL_MS);
   return (err, req, res, next) => {
     const appError = toAppError(err);
     if (security && isRefusal(appError.status)) recordRefusal(security, req, appError);

@@ -9,6 +9,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { freePort } from './redis-server';
 import { toolAvailable } from './services';
 
@@ -96,6 +97,17 @@ export class TestPgBouncer {
     }
     await this.stop();
     throw new Error(`pgbouncer on port ${this.port} did not start:\n${this.output}`);
+  }
+
+  /** A command on the admin console (the pseudo-database pgbouncer). */
+  async admin(command: string): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url('pgbouncer') });
+    await client.connect();
+    try {
+      await client.query(command);
+    } finally {
+      await client.end();
+    }
   }
 
   /** Freezes the process: connections are neither accepted nor answered. */

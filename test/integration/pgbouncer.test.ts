@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkDatabase } from '../../src/cli/check-production';
 import { createPostgres } from '../../src/lib/db/postgres';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -112,6 +113,34 @@ describe.skipIf(reason !== '')(`through PgBouncer in transaction pooling${reason
       expect(Date.now() - t0).toBeLessThan(1000); // the role's 300 ms, well before the client's 1000 ms
     } finally {
       await Promise.all([admin.close(), pooled.close()]);
+      await db.drop();
+    }
+  });
+
+  it('is checked by the doctor: a direct configuration is told to set DB_TRANSACTION_POOLING, a role without a timeout is reported', async () => {
+    const db = await createTestDatabase();
+    const name = new URL(db.url).pathname.slice(1);
+    const admin = createPostgres({ url: db.url, poolMax: 1, statementTimeoutMs: 800, logger });
+    const config = { databaseUrl: bouncer.url(name), dbStatementTimeoutMs: 800 };
+    try {
+      const direct = await checkDatabase({ ...config, dbTransactionPooling: false });
+      expect(direct).toMatchObject({ ok: false, check: 'database', message: expect.stringContaining('set DB_TRANSACTION_POOLING=true') });
+      const noTimeout = await checkDatabase({ ...config, dbTransactionPooling: true });
+      expect(noTimeout).toMatchObject({ ok: false, message: expect.stringContaining("ALTER ROLE <role> SET statement_timeout = '800ms'") });
+      await admin.exec(`ALTER ROLE CURRENT_USER IN DATABASE ${name} SET statement_timeout = '800ms'`);
+      // PgBouncer's server connections keep the settings they logged in with: renew them.
+      await bouncer.admin('RECONNECT');
+      expect(await checkDatabase({ ...config, dbTransactionPooling: true })).toMatchObject({
+        ok: true,
+        message: expect.stringMatching(/reachable, statement_timeout 800ms$/),
+      });
+      // Connecting directly, the app's own start-up parameter is what the server reports.
+      expect(await checkDatabase({ ...config, databaseUrl: db.url, dbTransactionPooling: false })).toMatchObject({
+        ok: true,
+        message: expect.stringMatching(/statement_timeout 800ms$/),
+      });
+    } finally {
+      await admin.close();
       await db.drop();
     }
   });

@@ -9,7 +9,7 @@ import { captureLogger } from '../helpers/log-capture';
 const MIGRATIONS = [{ id: '0001_a', sql: 'CREATE TABLE a ()', checksum: 'c1' }];
 
 /** A database whose migration transactions fail with each of `failures` in turn, then succeed. */
-function fakeDatabase(failures: unknown[]) {
+function fakeDatabase(failures: Error[]) {
   const calls = { transactions: 0, queries: 0 };
   const tx: Queryable = {
     query: <R>() => Promise.resolve({ rows: [] as R[], rowCount: 0 }),
