@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createDependencies, type Dependencies, type DependencyOptions } from './deps';
-import { migrate } from './lib/db/migrate';
+import { migrateAtStart, type StartUpMigration } from './lib/db/start-up-migration';
 import { Lifecycle } from './lib/lifecycle';
 import { LoadMonitor } from './lib/load-monitor';
 import { createLogger, type Logger } from './lib/logger';
@@ -61,17 +61,38 @@ function limitConnections(server: http.Server, config: Config, metrics: Metrics,
   });
 }
 
-export async function start(config: Config, logger: Logger, options: DependencyOptions = {}): Promise<RunningServer> {
-  for (const warning of config.warnings) logger.warn(warning);
-  const deps = await createDependencies(config, logger, options);
+export interface StartOptions extends DependencyOptions {
+  /** A migration failed after start-up (the database was down at start, then answered): exit. */
+  onFatal?: (err: unknown) => void;
+}
+
+/**
+ * Migrates now when the database answers, else serves without it (database routes answer 503) and
+ * migrates once it does. Off (MIGRATE_ON_START=false) when a release step migrates first, e.g. a
+ * Kubernetes Job. The dependencies returned use the gated database.
+ */
+async function migrated(config: Config, deps: Dependencies, logger: Logger, onFatal: (err: unknown) => void): Promise<Dependencies> {
+  if (!config.migrateOnStart) return deps;
+  let migration: StartUpMigration;
   try {
-    // Off (MIGRATE_ON_START=false) when a release step migrates first, e.g. a Kubernetes Job.
-    const applied = config.migrateOnStart ? await migrate(deps.db) : [];
-    if (applied.length > 0) logger.info('migrations applied', { migrations: applied });
+    migration = await migrateAtStart(deps.db, { logger, onFatal });
   } catch (err) {
     await deps.close();
     throw err;
   }
+  return {
+    ...deps,
+    db: migration.db,
+    async close() {
+      migration.stop();
+      await deps.close();
+    },
+  };
+}
+
+export async function start(config: Config, logger: Logger, options: StartOptions = {}): Promise<RunningServer> {
+  for (const warning of config.warnings) logger.warn(warning);
+  const deps = await migrated(config, await createDependencies(config, logger, options), logger, options.onFatal ?? (() => undefined));
 
   const lifecycle = new Lifecycle();
   const metrics = createMetrics({ defaultMetrics: true });
@@ -149,8 +170,10 @@ async function main(): Promise<void> {
   const logger = createLogger({ level: config.logLevel, json: config.isProduction, defaultMeta: { pid: process.pid } });
 
   let running: RunningServer;
+  // Set once the signal handlers exist: a migration that fails after start-up stops the process.
+  const migration: { failed?: () => void } = {};
   try {
-    running = await start(config, logger);
+    running = await start(config, logger, { onFatal: () => migration.failed?.() });
   } catch (err) {
     logger.error('start-up failed', { error: err });
     flushAndExit(logger, 1);
@@ -173,6 +196,7 @@ async function main(): Promise<void> {
       },
     );
   };
+  migration.failed = () => stop('migration failed', 1);
   process.on('SIGTERM', () => stop('SIGTERM', 0));
   process.on('SIGINT', () => stop('SIGINT', 0));
   process.on('message', (msg) => {
@@ -190,7 +214,8 @@ async function main(): Promise<void> {
   });
 
   // PM2 (wait_ready) moves traffic to this worker only after this message: send it once Redis and
-  // the database answer, so a reload never swaps a working worker for one that cannot serve.
+  // the database answer (and the migrations are applied: the database's ping says so), so a
+  // reload never swaps a working worker for one that cannot serve.
   await waitForDependencies(running, logger, () => stopping);
   if (!stopping) process.send?.('ready');
 }

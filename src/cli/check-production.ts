@@ -31,7 +31,7 @@ Checks a production configuration and reports each problem:
   configuration   every variable the app validates (secrets, TRUST_PROXY, CORS, ...)
   trust proxy     X-Forwarded-For trusted neither too much nor too little
   redis           reachable, and an eviction policy that can never drop security keys
-  database        reachable
+  database        reachable as the app connects; behind a transaction pooler, a statement timeout on the role
   pm2             cluster mode, wait_ready, kill_timeout longer than drain + shutdown timeout
   nginx           body limit equal to BODY_LIMIT, upstream keep-alive shorter than the app's
   kubernetes      (with --kubernetes) the overlay rendered by kubectl kustomize: probes, grace
@@ -124,14 +124,34 @@ async function checkRedis(url: string, role: string, mustNotEvict: boolean): Pro
   }
 }
 
-async function checkDatabase(url: string): Promise<Finding> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+/**
+ * Connects as the app does (the statement timeout as a start-up parameter unless
+ * DB_TRANSACTION_POOLING says a transaction pooler is in front), and checks that behind a pooler
+ * the role brings a server-side statement timeout of its own.
+ */
+export async function checkDatabase(config: Pick<Config, 'databaseUrl' | 'dbTransactionPooling' | 'dbStatementTimeoutMs'>): Promise<Finding> {
+  const where = redactString(config.databaseUrl!);
+  const client = new pg.Client({
+    connectionString: config.databaseUrl,
+    connectionTimeoutMillis: 3000,
+    ...(config.dbTransactionPooling ? {} : { statement_timeout: config.dbStatementTimeoutMs }),
+  });
   try {
     await client.connect();
-    await client.query('SELECT 1');
-    return { ok: true, check: 'database', message: `${redactString(url)} reachable` };
+    const { rows } = await client.query<{ statement_timeout: string }>('SHOW statement_timeout');
+    const timeout = rows[0]?.statement_timeout;
+    if (config.dbTransactionPooling && timeout === '0') {
+      return {
+        ok: false,
+        check: 'database',
+        message: `${where} reachable, but with DB_TRANSACTION_POOLING=true the server-side statement timeout is the database role's, and it has none: a statement the app gave up on keeps running. Set it: ALTER ROLE <role> SET statement_timeout = '${config.dbStatementTimeoutMs}ms' (docs/operations.md, PgBouncer).`,
+      };
+    }
+    return { ok: true, check: 'database', message: `${where} reachable, statement_timeout ${timeout}` };
   } catch (err) {
-    return { ok: false, check: 'database', message: `${redactString(url)} unreachable: ${(err as Error).message}` };
+    const message = (err as Error).message;
+    const hint = /unsupported startup parameter/.test(message) ? ' (a pooler in transaction mode is in front: set DB_TRANSACTION_POOLING=true)' : '';
+    return { ok: false, check: 'database', message: `${where} unreachable: ${message}${hint}` };
   } finally {
     await client.end().catch(() => undefined);
   }
@@ -258,7 +278,7 @@ export async function runChecks(options: Options): Promise<Finding[]> {
   if (options.connect) {
     findings.push(await checkRedis(config.redisUrl!, 'security', true));
     if (config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl) findings.push(await checkRedis(config.cacheRedisUrl, 'cache', false));
-    findings.push(await checkDatabase(config.databaseUrl!));
+    findings.push(await checkDatabase(config));
   }
   if (kubernetes) return [...findings, ...kubernetes];
   findings.push(...checkPm2(options.ecosystem, env, config));

@@ -104,6 +104,8 @@ const envSchema = z.object({
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
+  // DATABASE_URL is a pooler in transaction mode (PgBouncer): no session settings at connection.
+  DB_TRANSACTION_POOLING: from(parseBoolean).default(false),
   // Off where a separate step migrates before the new version starts (a Kubernetes Job).
   MIGRATE_ON_START: from(parseBoolean).default(true),
   ...rateLimitFields,
@@ -167,6 +169,8 @@ export interface Config {
   readonly redisCommandTimeoutMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
+  /** DATABASE_URL reaches a transaction-mode pooler: nothing is set per connection (DB_TRANSACTION_POOLING). */
+  readonly dbTransactionPooling: boolean;
   /** Apply pending migrations before listening (MIGRATE_ON_START; off when a release step migrates). */
   readonly migrateOnStart: boolean;
   readonly rateLimits: Readonly<Record<RateLimitScope, Readonly<RateLimitRule>>>;
@@ -352,6 +356,7 @@ export function loadConfig(env: Env = process.env): Config {
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,
+    dbTransactionPooling: e.DB_TRANSACTION_POOLING,
     migrateOnStart: e.MIGRATE_ON_START,
     rateLimits: Object.freeze(rateLimits),
     warnings: Object.freeze(warnings),

@@ -136,6 +136,7 @@ function errorCodesOf({ module, route }: MountedRoute): Set<ErrorCode> {
   const codes = new Set<ErrorCode>(['internal_error']);
   if (module.stage !== 'operations') {
     // The API middleware: body parsing and checks, malformed requests, the general limit.
+    // service_unavailable among them: admission control, and a database that is down or saturated.
     for (const code of API_MIDDLEWARE_CODES) codes.add(code);
   } else if (route.path.includes(':')) {
     // Express answers 400 for a path parameter that is not valid percent-encoding (`%zz`).

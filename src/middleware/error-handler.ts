@@ -85,11 +85,35 @@ function recordRefusal(security: SecurityLog, req: Request, appError: AppError):
   });
 }
 
+/** At most one warning per this interval for 503s: an outage fails every request at once. */
+const UNAVAILABLE_LOG_INTERVAL_MS = 1000;
+
+/**
+ * A 503 is a dependency that is down or saturated, not a bug: a one-line warning (no stack), at
+ * most one per interval, counting the ones it stands for.
+ */
+function unavailableWarner(logger: Logger, intervalMs: number): (appError: AppError, req: Request) => void {
+  let loggedAt = -Infinity;
+  let unlogged = 0;
+  return (appError, req) => {
+    unlogged += 1;
+    const now = Date.now();
+    if (now - loggedAt < intervalMs) return;
+    loggedAt = now;
+    const cause = appError.cause instanceof Error ? appError.cause.message : undefined;
+    logger.warn('request refused: dependency unavailable', { reason: cause, method: req.method, path: req.path, count: unlogged });
+    unlogged = 0;
+  };
+}
+
 export function errorHandler(logger: Logger, security?: SecurityLog): ErrorRequestHandler {
+  const warnUnavailable = unavailableWarner(logger, UNAVAILABLE_LOG_INTERVAL_MS);
   return (err, req, res, next) => {
     const appError = toAppError(err);
     if (security && isRefusal(appError.status)) recordRefusal(security, req, appError);
-    if (appError.status >= 500) {
+    if (appError.code === 'service_unavailable') {
+      warnUnavailable(appError, req);
+    } else if (appError.status >= 500) {
       logger.error('request failed', { error: appError.cause ?? appError, code: appError.code, method: req.method, path: req.path });
     }
     if (res.headersSent) {

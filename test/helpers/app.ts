@@ -13,7 +13,7 @@ import { checkedApp, contractChecker, type ContractChecker } from './contract';
 import { createTestDatabase, type TestDatabase } from './database';
 import { captureLogger, type CapturedLogger } from './log-capture';
 import { freePort } from './redis-server';
-import { DATABASE_URL, REDIS_URL, uniqueSuffix } from './services';
+import { DATABASE_URL, DB_TRANSACTION_POOLING, REDIS_URL, uniqueSuffix } from './services';
 
 type Exchange = Parameters<ContractChecker['check']>[0];
 
@@ -78,6 +78,7 @@ export async function createTestContext(options: TestContextOptions = {}): Promi
     RATE_LIMIT_REFRESH_MAX: '100000',
     REDIS_URL,
     DATABASE_URL: databaseUrl,
+    DB_TRANSACTION_POOLING: String(DB_TRANSACTION_POOLING),
     ...options.env,
   };
   const config = loadConfig(env);

@@ -2,6 +2,8 @@
 // in CI both must be set, so a misconfigured CI cannot quietly test the stand-ins only.
 export const REDIS_URL = process.env.REDIS_URL || undefined;
 export const DATABASE_URL = process.env.DATABASE_URL || undefined;
+/** DATABASE_URL is a transaction-mode pooler (test/integration/pgbouncer.test.ts runs files so). */
+export const DB_TRANSACTION_POOLING = process.env.DB_TRANSACTION_POOLING === 'true';
 
 if (process.env.CI && (!REDIS_URL || !DATABASE_URL)) {
   throw new Error('CI must set REDIS_URL and DATABASE_URL: the tests must exercise the real services');

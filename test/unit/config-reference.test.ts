@@ -175,6 +175,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   REDIS_COMMAND_TIMEOUT_MS: (c) => c.redisCommandTimeoutMs,
   DB_STATEMENT_TIMEOUT_MS: (c) => c.dbStatementTimeoutMs,
   DB_POOL_MAX: (c) => c.dbPoolMax,
+  DB_TRANSACTION_POOLING: (c) => c.dbTransactionPooling,
   MIGRATE_ON_START: (c) => c.migrateOnStart,
 };
 

@@ -332,6 +332,13 @@ describe('other settings', () => {
     expect(defaults.bodyLimitBytes).toBe(102_400);
   });
 
+  it('connects directly unless DB_TRANSACTION_POOLING says a transaction-mode pooler is in between', async () => {
+    expect((await load({})).dbTransactionPooling).toBe(false);
+    expect((await load({ DB_TRANSACTION_POOLING: 'true' })).dbTransactionPooling).toBe(true);
+    expect((await load({ DB_TRANSACTION_POOLING: 'false' })).dbTransactionPooling).toBe(false);
+    expect(await problemsOf({ DB_TRANSACTION_POOLING: 'pgbouncer' })).toEqual([expect.stringMatching(/^DB_TRANSACTION_POOLING: /)]);
+  });
+
   it('migrates on start unless MIGRATE_ON_START says false', async () => {
     expect((await load({})).migrateOnStart).toBe(true);
     expect((await load({ MIGRATE_ON_START: 'false' })).migrateOnStart).toBe(false);

@@ -9,7 +9,7 @@ import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import request from 'supertest';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config';
 import { buildDocument } from '../../src/http/openapi';
 import type { AccessClaims } from '../../src/lib/access-tokens';
@@ -277,13 +277,50 @@ describe('errorHandler', () => {
     }
   });
 
-  it('logs server failures only, naming the code', async () => {
+  it('logs an unavailable dependency as a one-line warning naming its cause, without a stack', async () => {
     const { app, logged } = await failing((e) => e.serviceUnavailable(new Error('redis down')));
     const res = await request(app).get('/fail');
     expect([res.status, res.headers['retry-after']]).toEqual([503, '5']);
     expect(logged()).toEqual([
-      expect.objectContaining({ level: 'error', message: 'request failed', code: 'service_unavailable', method: 'GET', path: '/fail' }),
+      {
+        level: 'warn',
+        message: 'request refused: dependency unavailable',
+        reason: 'redis down',
+        method: 'GET',
+        path: '/fail',
+        count: 1,
+        timestamp: expect.any(String),
+      },
     ]);
+  });
+
+  it('names no reason for a 503 whose cause is not an Error', async () => {
+    const { app, logged } = await failing((e) => e.serviceUnavailable('down'));
+    await request(app).get('/fail');
+    expect(logged()).toEqual([
+      { level: 'warn', message: 'request refused: dependency unavailable', method: 'GET', path: '/fail', count: 1, timestamp: expect.any(String) },
+    ]);
+  });
+
+  it('warns about 503s at most once a second, counting the requests each line stands for', async () => {
+    const { app, logged } = await failing((e) => e.serviceUnavailable(new Error('pool exhausted')));
+    const now = vi.spyOn(Date, 'now');
+    try {
+      for (const t of [50_000, 50_500, 50_999, 51_000, 51_001, 52_000]) {
+        now.mockReturnValue(t);
+        expect((await request(app).get('/fail')).status).toBe(503);
+      }
+    } finally {
+      now.mockRestore();
+    }
+    expect(logged().map((l) => l.count)).toEqual([1, 3, 2]);
+    expect(logged().every((l) => l.level === 'warn')).toBe(true);
+  });
+
+  it('still logs a server failure that is not unavailability as an error', async () => {
+    const { app, logged } = await failing(() => new Error('boom'));
+    expect((await request(app).get('/fail')).status).toBe(500);
+    expect(logged()).toEqual([expect.objectContaining({ level: 'error', message: 'request failed', code: 'internal_error' })]);
   });
 
   it('logs the AppError itself when it has no cause', async () => {

@@ -55,7 +55,7 @@ describe('the OpenAPI document', () => {
     expect(byId.get('getMe')!.security).toEqual([{ bearerAuth: [] }]);
     expect(Object.keys(byId.get('getMe')!.responses)).toEqual(expect.arrayContaining(['200', '401', '429', '503']));
     expect(byId.get('login')!.description).toMatch(/Rate limit `login` \(scope LOGIN\): \d+ failed attempts per 15 min, counted by client IP and email/);
-    // 503: admission control may refuse any API request while the process is overloaded.
+    // 503: admission control may refuse any API request while the process is overloaded, and the database may be down.
     expect(Object.keys(byId.get('getItem')!.responses).sort()).toEqual(['200', '400', '404', '413', '415', '422', '429', '500', '503']);
     expect(byId.get('health')!.responses).not.toHaveProperty('503', expect.objectContaining({ description: expect.stringContaining('service_unavailable') }));
     expect(byId.get('metrics')!.security).toEqual([{ opsToken: [] }, {}]);

@@ -13,6 +13,7 @@ export async function createDatabase(config: Config, logger: Logger): Promise<Da
       url: config.databaseUrl,
       poolMax: config.dbPoolMax,
       statementTimeoutMs: config.dbStatementTimeoutMs,
+      transactionPooling: config.dbTransactionPooling,
       logger,
     });
   }
