@@ -259,6 +259,70 @@ describe('compression', () => {
     expect(big.headers['content-encoding']).toBe('gzip');
     expect(big.body.data).toHaveLength(2000);
   });
+
+  // The compressor is installed only when a response may need it: the answers must be the same.
+  const lazyApp = () => {
+    const app = express();
+    app.use(responseCompression());
+    app.get('/small', (_req, res) => res.json({ ok: true }));
+    app.get('/edge', (req, res) => res.json({ data: 'z'.repeat(Number(req.query.n)) })); // {"data":"…"} is 11 bytes more
+    app.get('/head-first', (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ data: 'w'.repeat(3000) }));
+    });
+    app.get('/streamed', (_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.flush?.();
+      res.write('{"data":"');
+      res.write('v'.repeat(3000));
+      res.end('"}');
+    });
+    app.get('/no-transform', (_req, res) => {
+      res.setHeader('Cache-Control', 'no-transform');
+      res.json({ data: 'u'.repeat(3000) });
+    });
+    app.get('/empty', (_req, res) => res.status(204).end());
+    return app;
+  };
+
+  it('sends a small body as it is, with the Vary the compressor adds, and compresses from 1 kB', async () => {
+    const app = lazyApp();
+    const small = await request(app).get('/small').set('Accept-Encoding', 'gzip');
+    expect(small.headers['content-encoding']).toBeUndefined();
+    expect(small.headers.vary).toBe('Accept-Encoding');
+    expect(small.headers['content-length']).toBe(String(Buffer.byteLength('{"ok":true}')));
+    expect(small.body).toEqual({ ok: true });
+    const under = await request(app).get('/edge?n=1012').set('Accept-Encoding', 'gzip'); // 1023 bytes
+    expect(under.headers['content-encoding']).toBeUndefined();
+    expect(under.headers['content-length']).toBe('1023');
+    const at = await request(app).get('/edge?n=1013').set('Accept-Encoding', 'gzip'); // 1024 bytes
+    expect(at.headers['content-encoding']).toBe('gzip');
+    expect(at.body.data).toHaveLength(1013);
+    const head = await request(app).head('/small').set('Accept-Encoding', 'gzip');
+    expect([head.headers.vary, head.headers['content-encoding']]).toEqual(['Accept-Encoding', undefined]);
+    const empty = await request(app).get('/empty').set('Accept-Encoding', 'gzip');
+    expect([empty.status, empty.headers['content-encoding']]).toEqual([204, undefined]);
+  });
+
+  it('compresses an answer whose headers are written first, and a streamed one (flush included)', async () => {
+    const app = lazyApp();
+    const headFirst = await request(app).get('/head-first').set('Accept-Encoding', 'gzip');
+    expect(headFirst.headers['content-encoding']).toBe('gzip');
+    expect(headFirst.body.data).toHaveLength(3000);
+    const streamed = await request(app).get('/streamed').set('Accept-Encoding', 'gzip');
+    expect(streamed.headers['content-encoding']).toBe('gzip');
+    expect(streamed.body.data).toHaveLength(3000);
+  });
+
+  it('leaves a no-transform answer alone, and answers clients without gzip plainly, Vary included', async () => {
+    const app = lazyApp();
+    const kept = await request(app).get('/no-transform').set('Accept-Encoding', 'gzip');
+    expect(kept.headers['content-encoding']).toBeUndefined();
+    expect(kept.headers.vary).toBeUndefined();
+    const plain = await request(app).get('/edge?n=5000').set('Accept-Encoding', 'identity');
+    expect([plain.headers['content-encoding'], plain.headers.vary]).toEqual([undefined, 'Accept-Encoding']);
+    expect(plain.body.data).toHaveLength(5000);
+  });
 });
 
 describe('JSON responses', () => {
