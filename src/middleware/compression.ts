@@ -50,6 +50,9 @@ function varyLikeTheCompressor(res: Lazy): void {
   if (!noTransform && shouldCompress(res.req, res)) res.vary('Accept-Encoding');
 }
 
+/** A method of the response as it is now (own or inherited), to be called later with the response as `this`. */
+const method = (res: Response, name: string): Method | undefined => Reflect.get(res, name) as Method | undefined;
+
 /** Puts the response's own methods back; returns what was pending, if anything. */
 function settle(res: Lazy): Pending | undefined {
   const pending = res[PENDING];
@@ -88,7 +91,7 @@ function lazyEnd(this: Lazy, ...args: unknown[]): unknown {
 /** The compressor's own addition (for streams): sends what it holds; before it is installed, nothing to send. */
 function lazyFlush(this: Lazy): void {
   settle(this)?.install();
-  const flush = (this as Lazy & { flush?: () => void }).flush;
+  const flush = method(this, 'flush');
   if (flush !== lazyFlush) flush?.call(this);
 }
 
@@ -105,9 +108,9 @@ export function responseCompression(): RequestHandler {
     }
     const lazy = res as Lazy;
     lazy[PENDING] = {
-      write: res.write as Method,
-      end: res.end as Method,
-      writeHead: res.writeHead as Method,
+      write: method(res, 'write')!,
+      end: method(res, 'end')!,
+      writeHead: method(res, 'writeHead')!,
       install: () => compress(req, res, noop),
     };
     Object.assign(res, { write: lazyWrite, end: lazyEnd, writeHead: lazyWriteHead, flush: lazyFlush });
