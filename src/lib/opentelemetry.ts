@@ -23,8 +23,9 @@ function namedByEnvironment(env: NodeJS.ProcessEnv): boolean {
  */
 export function startOpenTelemetry(env: NodeJS.ProcessEnv): () => Promise<void> {
   // The SDK is silent unless OTEL_LOG_LEVEL is set: a collector that cannot be reached would go
-  // unnoticed. Its warnings and errors go to stderr (the app's own log is stdout).
-  if (!env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.WARN);
+  // unnoticed. Its errors go to stderr (the app's own log is stdout); its warnings would repeat
+  // per request for harmless instrumentation quirks.
+  if (!env.OTEL_LOG_LEVEL) diag.setLogger(new DiagConsoleLogger(), DiagLogLevel.ERROR);
   const sdk = new NodeSDK({
     serviceName: namedByEnvironment(env) ? undefined : 'rampart',
     // Traces only, unless the operator asks for more: metrics are scraped from /metrics and logs

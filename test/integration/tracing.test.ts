@@ -268,6 +268,21 @@ describe.skipIf(!services)(`tracing against real Redis and PostgreSQL${services 
     }, 30_000);
   });
 
+  it('with a collector that cannot be reached, requests are answered as usual and the SDK says why on stderr', async () => {
+    const nowhere = `http://127.0.0.1:${await freePort()}`;
+    const app = await launch({ ...common(), OTEL_EXPORTER_OTLP_ENDPOINT: nowhere, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json', OTEL_BSP_SCHEDULE_DELAY: '100' });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`http://127.0.0.1:${app.port}/api/v1/items?tag=nowhere`, { headers: { traceparent: `00-${TRACE_ID}-${PARENT_ID}-01` } });
+        expect(res.status).toBe(200);
+      }
+      await until('the export error on stderr', () => (/ECONNREFUSED/.test(app.output()) ? true : undefined));
+      expect(await app.stop()).toBe(0);
+    } finally {
+      await app.stop();
+    }
+  }, 60_000);
+
   describe('with tracing off', () => {
     it.each([
       ['OTEL_SDK_DISABLED=true wins over an endpoint', { OTEL_SDK_DISABLED: 'true' }],
