@@ -34,8 +34,9 @@ export function startOpenTelemetry(env: NodeJS.ProcessEnv): () => Promise<void> 
     ...(env.OTEL_LOGS_EXPORTER ? {} : { logRecordProcessors: [] }),
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: (req) => UNTRACED.test(req.url ?? '') }),
-      // Route handlers only: a span per middleware layer would multiply the spans by fifteen. The
-      // route template still names the server span (GET /api/v1/items/:id).
+      // Route handlers only: a span for every middleware layer a request passes would add several
+      // spans to each request and tell little. The route template still names the server span
+      // (GET /api/v1/items/:id).
       new ExpressInstrumentation({ ignoreLayersType: [ExpressLayerType.MIDDLEWARE, ExpressLayerType.ROUTER] }),
       // Queries and commands outside a request (pings, migrations) make no traces of their own.
       new PgInstrumentation({ requireParentSpan: true }),
