@@ -1,5 +1,7 @@
 // The process: load config, connect dependencies, migrate, listen, signal readiness, and shut down
 // in order on SIGTERM (Docker, Kubernetes), SIGINT (PM2 reload/stop, Ctrl-C) or PM2's message.
+// Tracing first: its instrumentation must be in place before express, pg and ioredis load.
+import { stopTracing } from './tracing';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createApp } from './app';
@@ -142,6 +144,7 @@ export async function start(config: Config, logger: Logger, options: StartOption
       }
       load.stop();
       await deps.close();
+      await stopTracing();
       logger.info('shutdown complete');
     })();
     return shuttingDown;

@@ -1,12 +1,12 @@
 // Winston logger: JSON lines to stdout in production (PM2, Docker or the platform collect them;
 // file transports race under cluster mode), readable lines in development. Every line carries the
-// request id of the request it belongs to, and passes through redaction.
+// request id and trace ids of the request it belongs to, and passes through redaction.
 import type { Writable } from 'node:stream';
 import safeStringify from 'safe-stable-stringify';
 import { MESSAGE } from 'triple-beam';
 import winston from 'winston';
 import { redactField, redactString } from './redact';
-import { requestContext } from './request-context';
+import { requestContext, traceIdsOf } from './request-context';
 
 export type Logger = winston.Logger;
 
@@ -20,14 +20,19 @@ export interface LoggerOptions {
   defaultMeta?: Record<string, unknown>;
 }
 
-const RESERVED = new Set(['level', 'message', 'timestamp', 'requestId']);
+const RESERVED = new Set(['level', 'message', 'timestamp', 'requestId', 'traceId', 'spanId']);
 
-/** Adds the request id from the async context and redacts every field. */
+/** Adds the request id and trace ids from the async context and redacts every field. */
 const contextAndRedaction = winston.format((info) => {
   const ctx = requestContext.getStore();
   if (ctx && info.requestId === undefined) {
     info.requestId = ctx.requestId;
     if (ctx.userId !== undefined && info.userId === undefined) info.userId = ctx.userId;
+  }
+  if (ctx && info.traceId === undefined) {
+    const { traceId, spanId } = traceIdsOf(ctx);
+    info.traceId = traceId;
+    info.spanId = spanId;
   }
   if (typeof info.message === 'string') info.message = redactString(info.message);
   for (const key of Object.keys(info)) {
