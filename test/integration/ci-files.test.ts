@@ -336,9 +336,9 @@ describe('Node lines: engines, .nvmrc, the image, CI and the README agree', () =
 
   it('reads the engines range as npm does', () => {
     const range = pkg.engines.node;
-    expect(range).toBe('^22.12.0 || ^24.0.0 || >=26.0.0');
-    for (const v of ['22.12.0', '22.23.5', '24.0.0', '24.22.3', '26.0.0', '26.12.1', '27.1.0']) expect(satisfies(v, range), v).toBe(true);
-    for (const v of ['20.20.2', '21.7.3', '22.11.9', '23.11.0', '25.9.0', '18.20.8']) expect(satisfies(v, range), v).toBe(false);
+    expect(range).toBe('^22.15.0 || ^24.0.0 || >=26.0.0');
+    for (const v of ['22.15.0', '22.23.5', '24.0.0', '24.22.3', '26.0.0', '26.12.1', '27.1.0']) expect(satisfies(v, range), v).toBe(true);
+    for (const v of ['20.20.2', '21.7.3', '22.14.0', '22.11.9', '23.11.0', '25.9.0', '18.20.8']) expect(satisfies(v, range), v).toBe(false);
     expect(() => satisfies('22.12.0', '~22.12.0')).toThrow(/cannot read/);
   });
 
@@ -353,7 +353,7 @@ describe('Node lines: engines, .nvmrc, the image, CI and the README agree', () =
     expect(ciRun).toMatch(/PATH="\$node_oldest_bin:\$PATH".*npx vitest run test\/unit test\/integration/);
     expect(read('.npmrc')).toMatch(/^engine-strict=true$/m);
     const readme = read('README.md');
-    expect(readme).toContain('Node.js 22.12 or newer');
+    expect(readme).toContain('Node.js 22.15 or newer');
     expect(readme).toContain('scripts/node-from-npm');
   });
 
