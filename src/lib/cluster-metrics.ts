@@ -3,7 +3,7 @@
 // counters would jump between scrapes. Instead the worker that receives the scrape asks every
 // instance of its app over the PM2 bus for its metrics (as JSON) and merges the replies with
 // AggregatorRegistry.aggregate(): counters and histograms are summed, gauges summed or averaged.
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry, type RegistryContentType } from 'prom-client';
 import type { Logger } from './logger';
 
 const REQUEST_TOPIC = 'rampart:metrics:request';
@@ -17,6 +17,18 @@ type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 interface Pm2Packet {
   topic?: string;
   data?: { id?: string; metrics?: MetricsJson; from?: number };
+}
+
+/**
+ * Adds rampart_metrics_host_wide to a scrape's registry: 1 for every instance's figures merged, 0
+ * for one process's figures answered because the merge failed.
+ */
+export function hostWide(registry: Registry<RegistryContentType>, merged: boolean): void {
+  new Gauge({
+    name: 'rampart_metrics_host_wide',
+    help: "Whether this scrape merged every PM2 instance's metrics (1) or fell back to one process's (0)",
+    registers: [registry],
+  }).set(merged ? 1 : 0);
 }
 
 /** True when this process is a PM2 cluster-mode instance. */
@@ -99,6 +111,16 @@ export class ClusterMetrics {
     });
     this.pending.delete(id);
     const merged = AggregatorRegistry.aggregate(replies);
+    // How complete this answer is, for the alert on a scrape that misses workers.
+    const workers = new Gauge({
+      name: 'rampart_metrics_workers',
+      help: 'Instances asked for their metrics at this scrape (expected) and those that answered in time (answered)',
+      labelNames: ['state'],
+      registers: [merged],
+    });
+    workers.set({ state: 'expected' }, ids.length);
+    workers.set({ state: 'answered' }, replies.length);
+    hostWide(merged, true);
     return { text: await merged.metrics(), contentType: merged.contentType, instances: replies.length, expected: ids.length };
   }
 }

@@ -1,6 +1,7 @@
 // Application metrics (prom-client). One registry per app instance, so several apps in one test
 // process never collide; the server entry also collects the default process and Node metrics.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Probes } from './probes';
 
 export interface Metrics {
   registry: Registry;
@@ -12,7 +13,13 @@ export interface Metrics {
   rateLimitStoreErrors: Counter<'limiter'>;
   authFailures: Counter<'reason'>;
   shed: Counter<'reason'>;
+  securityEvents: Counter<'event'>;
+  revocationCheckFailures: Counter;
+  /** Reports Redis and the database as reachable or not, and their round-trip time, at each scrape. */
+  watchDependencies(probes: Probes): void;
 }
+
+const DEPENDENCIES = ['redis', 'database'] as const;
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
@@ -24,8 +31,36 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registry.removeSingleMetric(name);
     }
   }
+  // Read at scrape time, not on the request path: the probes' results are reused for a second, so a
+  // scrape costs at most one PING and one SELECT 1 whatever the traffic.
+  let probes: Probes | undefined;
+  const probeAll = () => (probes ? Promise.all(DEPENDENCIES.map(async (name) => ({ name, result: await probes![name]() }))) : Promise.resolve([]));
+  new Gauge({
+    name: 'rampart_dependency_up',
+    help: 'Whether Redis (security state) and the database answered their probe at this scrape (1) or not (0)',
+    labelNames: ['dependency'],
+    registers: [registry],
+    aggregator: 'min', // under PM2: down when any instance cannot reach it
+    async collect() {
+      for (const { name, result } of await probeAll()) this.set({ dependency: name }, result.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'rampart_dependency_ping_seconds',
+    help: "Round-trip time of this scrape's probe of Redis and the database (absent while unreachable)",
+    labelNames: ['dependency'],
+    registers: [registry],
+    aggregator: 'max', // under PM2: the slowest instance's view
+    async collect() {
+      this.reset();
+      for (const { name, result } of await probeAll()) if (result.latencyMs !== undefined) this.set({ dependency: name }, result.latencyMs / 1000);
+    },
+  });
   return {
     registry,
+    watchDependencies: (source) => {
+      probes = source;
+    },
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Duration of HTTP requests, by method, route template and status code',
@@ -72,6 +107,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'rampart_shed_total',
       help: 'Work refused to keep the process serving, by reason (max_connections: connections closed at MAX_CONNECTIONS)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    securityEvents: new Counter({
+      name: 'rampart_security_events_total',
+      help: 'Refused requests by security event (login_failed, refresh_reuse, auth_rejected, rate_limited, access_denied, ...), counted before the log budget',
+      labelNames: ['event'],
+      registers: [registry],
+    }),
+    revocationCheckFailures: new Counter({
+      name: 'rampart_revocation_check_failures_total',
+      help: 'Authenticated requests refused with 503 because the revocation store (Redis) could not answer',
       registers: [registry],
     }),
   };

@@ -52,6 +52,34 @@ describe('/metrics', () => {
     expect(sample(text, 'rampart_cache_events_total', { route: 'items:list', result: 'miss' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('counts security events by event, whatever the log budget, refresh-token reuse included', async () => {
+    const before = (await request(ctx.app).get('/metrics')).text;
+    const count = (text: string, event: string) => sample(text, 'rampart_security_events_total', { event }) ?? 0;
+    const email = `${randomUUID()}@example.com`;
+    const reg = await request(ctx.app).post('/api/v1/auth/register').send({ email, password: 'metrics test password' });
+    expect(reg.status).toBe(201);
+    const first = await request(ctx.app).post('/api/v1/auth/refresh').send({ refreshToken: reg.body.refreshToken });
+    expect(first.status).toBe(200);
+    const reused = await request(ctx.app).post('/api/v1/auth/refresh').send({ refreshToken: reg.body.refreshToken });
+    expect(reused.status).toBe(401);
+    await request(ctx.app).get('/api/v1/users/me').set('Authorization', 'Bearer nope');
+    const after = (await request(ctx.app).get('/metrics')).text;
+    expect(count(after, 'refresh_reuse') - count(before, 'refresh_reuse')).toBe(1);
+    expect(count(after, 'auth_rejected') - count(before, 'auth_rejected')).toBe(1);
+    expect(count(after, 'login_failed')).toBeGreaterThanOrEqual(1); // the wrong passwords above
+  });
+
+  it('reports Redis and the database up, with their round-trip time, at each scrape', async () => {
+    const text = (await request(ctx.app).get('/metrics')).text;
+    for (const dependency of ['redis', 'database']) {
+      expect(sample(text, 'rampart_dependency_up', { dependency }), dependency).toBe(1);
+      const ping = sample(text, 'rampart_dependency_ping_seconds', { dependency });
+      expect(ping, dependency).toBeGreaterThan(0);
+      expect(ping, dependency).toBeLessThan(0.5); // the probe's own timeout
+    }
+    expect(text).toMatch(/^rampart_revocation_check_failures_total 0$/m);
+  });
+
   it('is not rate limited and answers before the API middleware', async () => {
     const res = await request(ctx.app).get('/metrics');
     expect(res.headers.ratelimit).toBeUndefined();
