@@ -100,6 +100,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     }),
     limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false, failureStatus } = {}) => {
       const rule = config.rateLimits[scope];
+      metrics.rateLimited.inc({ limiter: name }, 0); // present from the start (see createMetrics)
       // What the document says of the limit and what the limiter does come from the same values.
       return {
         name,

@@ -31,6 +31,22 @@ export function hostWide(registry: Registry<RegistryContentType>, merged: boolea
   }).set(merged ? 1 : 0);
 }
 
+/**
+ * How complete a merged scrape is, for the alert on one that misses workers: the instances asked
+ * (expected) and those that answered in time (answered).
+ */
+export function mergedScrape(registry: Registry<RegistryContentType>, expected: number, answered: number): void {
+  const workers = new Gauge({
+    name: 'rampart_metrics_workers',
+    help: 'Instances asked for their metrics at this scrape (expected) and those that answered in time (answered)',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  workers.set({ state: 'expected' }, expected);
+  workers.set({ state: 'answered' }, answered);
+  hostWide(registry, true);
+}
+
 /** True when this process is a PM2 cluster-mode instance. */
 export function underPm2Cluster(env: NodeJS.ProcessEnv = process.env): boolean {
   return env.pm_id !== undefined && env.exec_mode === 'cluster_mode' && typeof process.send === 'function';
@@ -111,16 +127,7 @@ export class ClusterMetrics {
     });
     this.pending.delete(id);
     const merged = AggregatorRegistry.aggregate(replies);
-    // How complete this answer is, for the alert on a scrape that misses workers.
-    const workers = new Gauge({
-      name: 'rampart_metrics_workers',
-      help: 'Instances asked for their metrics at this scrape (expected) and those that answered in time (answered)',
-      labelNames: ['state'],
-      registers: [merged],
-    });
-    workers.set({ state: 'expected' }, ids.length);
-    workers.set({ state: 'answered' }, replies.length);
-    hostWide(merged, true);
+    mergedScrape(merged, ids.length, replies.length);
     return { text: await merged.metrics(), contentType: merged.contentType, instances: replies.length, expected: ids.length };
   }
 }

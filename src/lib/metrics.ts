@@ -20,6 +20,8 @@ export interface Metrics {
 }
 
 const DEPENDENCIES = ['redis', 'database'] as const;
+/** The security events monitoring/ alerts on (the error handler names them). */
+const ALERTED_SECURITY_EVENTS = ['login_failed', 'refresh_reuse', 'auth_rejected', 'rate_limited', 'access_denied'];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
@@ -30,6 +32,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       registry.removeSingleMetric(name);
     }
+    // process_start_time_seconds is dropped when PM2 workers' metrics are merged; this one is kept
+    // as the newest start, so each restart of any worker changes it (the restart alerts).
+    new Gauge({
+      name: 'rampart_instance_start_time_seconds',
+      help: 'Start time of the process in seconds since the epoch; under PM2, of the most recently started worker',
+      registers: [registry],
+      aggregator: 'max',
+    }).set(Date.now() / 1000 - process.uptime());
   }
   // Read at scrape time, not on the request path: the probes' results are reused for a second, so a
   // scrape costs at most one PING and one SELECT 1 whatever the traffic.
@@ -56,7 +66,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       for (const { name, result } of await probeAll()) if (result.latencyMs !== undefined) this.set({ dependency: name }, result.latencyMs / 1000);
     },
   });
-  return {
+  const metrics: Metrics = {
     registry,
     watchDependencies: (source) => {
       probes = source;
@@ -121,6 +131,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       registers: [registry],
     }),
   };
+  // Present from the start: the alerts take increase() and rate(), which miss the first event of a
+  // series that appears with it.
+  for (const dependency of ['redis', 'redis_cache', 'database']) metrics.dependencyErrors.inc({ dependency }, 0);
+  for (const event of ALERTED_SECURITY_EVENTS) metrics.securityEvents.inc({ event }, 0);
+  return metrics;
 }
 
 /**

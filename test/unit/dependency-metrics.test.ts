@@ -2,7 +2,7 @@
 // instance that cannot reach a dependency shows it down, and its slowest round trip.
 import { AggregatorRegistry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { hostWide } from '../../src/lib/cluster-metrics';
+import { hostWide, mergedScrape } from '../../src/lib/cluster-metrics';
 import { createMetrics } from '../../src/lib/metrics';
 import type { ProbeResult, Probes } from '../../src/lib/probes';
 import { sample } from '../helpers/prometheus';
@@ -61,5 +61,17 @@ describe('rampart_metrics_host_wide', () => {
       hostWide(registry, merged);
       expect(await registry.metrics()).toMatch(new RegExp(`^rampart_metrics_host_wide ${merged ? 1 : 0}$`, 'm'));
     }
+  });
+});
+
+describe('rampart_metrics_workers', () => {
+  it('says how many instances were asked and how many answered, on a merged answer', async () => {
+    const { Registry } = await import('prom-client');
+    const registry = new Registry();
+    mergedScrape(registry, 3, 2);
+    const text = await registry.metrics();
+    expect(sample(text, 'rampart_metrics_workers', { state: 'expected' })).toBe(3);
+    expect(sample(text, 'rampart_metrics_workers', { state: 'answered' })).toBe(2);
+    expect(text).toMatch(/^rampart_metrics_host_wide 1$/m);
   });
 });
