@@ -29,17 +29,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, ms: number): Promise<T> {
   const deadline = Date.now() + ms;
-  let last: unknown;
+  let last: Error | undefined;
   while (Date.now() < deadline) {
     try {
       const value = await check();
       if (value) return value;
     } catch (err) {
-      last = err;
+      last = err instanceof Error ? err : new Error('check failed');
     }
     await sleep(500);
   }
-  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(`timed out waiting for ${what}${last ? ` (last error: ${last.message})` : ''}`);
 }
 
 interface Alert {
@@ -71,7 +71,7 @@ describe.skipIf(!CAN_RUN)(`monitoring/ with a real Prometheus, the app under PM2
   function run(command: string, args: string[], env: Record<string, string> = {}): void {
     const child = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { PATH: process.env.PATH ?? '', ...env } });
     let log = '';
-    child.stderr!.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
+    child.stderr.on('data', (c: Buffer) => (log = (log + c.toString()).slice(-4000)));
     child.on('exit', (code) => {
       if (code && code !== 0 && !stopping) console.error(`${command} exited with ${code}:\n${log}`);
     });
@@ -155,7 +155,7 @@ describe.skipIf(!CAN_RUN)(`monitoring/ with a real Prometheus, the app under PM2
   afterAll(async () => {
     stopping = true;
     for (const child of children) if (child.exitCode === null) child.kill('SIGTERM'); // by PID: the processes this test started
-    await Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined)));
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode === null && c.signalCode === null ? c.once('exit', r) : r(undefined)))));
     app?.kill();
     await redis?.stop();
     await db?.drop();
