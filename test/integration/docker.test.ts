@@ -100,14 +100,24 @@ describe('compose structure', () => {
     expect(prometheus.environment.OPS_TOKEN).toBe('${OPS_TOKEN:?OPS_TOKEN is required (32+ bytes)}');
     // The token goes where prometheus.yml's credentials_file points, readable by Prometheus only.
     const config = parse(readFileSync(path.join(ROOT, 'monitoring/prometheus/prometheus.yml'), 'utf8')) as {
-      scrape_configs: { job_name: string; authorization?: { credentials_file: string }; static_configs: { targets: string[] }[] }[];
+      scrape_configs: {
+        job_name: string;
+        authorization?: { credentials_file: string };
+        static_configs?: { targets: string[] }[];
+        dns_sd_configs?: { names: string[]; type: string; port: number }[];
+      }[];
     };
     const app = config.scrape_configs.find((j) => j.job_name === 'rampart')!;
     expect(prometheus.command[0]).toContain(`umask 077 && printf '%s' "$$OPS_TOKEN" > ${app.authorization!.credentials_file} &&`);
     expect(prometheus.command[0]).toContain('exec /bin/prometheus --config.file=/etc/prometheus/prometheus.yml');
     expect(prometheus.networks).toEqual(['internal', 'monitoring']);
     // Every scrape target is a service of this file, on the port its image listens on.
-    const targets = config.scrape_configs.flatMap((j) => j.static_configs.flatMap((c) => c.targets));
+    const targets = config.scrape_configs.flatMap((j) => [
+      ...(j.static_configs ?? []).flatMap((c) => c.targets),
+      ...(j.dns_sd_configs ?? []).flatMap((c) => c.names.map((name) => `${name}:${c.port}`)),
+    ]);
+    // The app's replicas are found through Docker's DNS: all of them, however many.
+    expect(app.dns_sd_configs).toEqual([{ names: ['backend'], type: 'A', port: 3000, refresh_interval: '30s' }]);
     expect(targets.sort()).toEqual(['backend:3000', 'node-exporter:9100', 'postgres-exporter:9187', 'redis-cache-exporter:9121', 'redis-exporter:9121']);
     for (const target of targets) expect(services[target.split(':')[0]!]!.networks, target).toContain('internal');
     expect(services['redis-exporter']!.environment).toEqual({

@@ -110,7 +110,8 @@ describe.skipIf(!CAN_RUN)(`monitoring/ with a real Prometheus, the app under PM2
       scrape_configs: {
         job_name: string;
         authorization?: { credentials_file: string };
-        static_configs: { targets: string[]; labels?: Record<string, string> }[];
+        dns_sd_configs?: unknown[];
+        static_configs?: { targets: string[]; labels?: Record<string, string> }[];
       }[];
     };
     config.global = { scrape_interval: '3s', scrape_timeout: '3s', evaluation_interval: '2s' };
@@ -131,7 +132,8 @@ describe.skipIf(!CAN_RUN)(`monitoring/ with a real Prometheus, the app under PM2
     for (const job of config.scrape_configs) {
       if (job.authorization) job.authorization.credentials_file = path.join(work, 'ops-token');
       // The security Redis only: the app under test has no cache Redis of its own.
-      job.static_configs = [{ ...job.static_configs[0]!, targets: targets[job.job_name]! }];
+      delete job.dns_sd_configs; // compose's service discovery: here, the one PM2 host
+      job.static_configs = [{ ...job.static_configs?.[0], targets: targets[job.job_name]! }];
     }
     writeFileSync(path.join(work, 'prometheus.yml'), stringify(config));
     run('prometheus', [
