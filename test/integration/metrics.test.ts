@@ -80,6 +80,20 @@ describe('/metrics', () => {
     expect(text).toMatch(/^rampart_revocation_check_failures_total 0$/m);
   });
 
+  it('exports the counters the alerts take increase() of at 0 from the start, and the start time', async () => {
+    const text = await createMetrics({ defaultMetrics: true }).registry.metrics();
+    for (const event of ['login_failed', 'refresh_reuse', 'auth_rejected', 'rate_limited', 'access_denied']) {
+      expect(sample(text, 'rampart_security_events_total', { event }), event).toBe(0);
+    }
+    for (const dependency of ['redis', 'redis_cache', 'database']) expect(sample(text, 'rampart_dependency_errors_total', { dependency }), dependency).toBe(0);
+    const started = Number(/^rampart_instance_start_time_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(Math.abs(started - (Date.now() / 1000 - process.uptime()))).toBeLessThan(1);
+    // An app's limiters, each at 0 before any request is refused.
+    const fresh = (await request(ctx.app).get('/metrics')).text;
+    for (const limiter of ['api', 'login', 'login-account', 'register', 'refresh'])
+      expect(sample(fresh, 'rampart_rate_limited_total', { limiter }), limiter).toBeDefined();
+  });
+
   it('is not rate limited and answers before the API middleware', async () => {
     const res = await request(ctx.app).get('/metrics');
     expect(res.headers.ratelimit).toBeUndefined();

@@ -116,6 +116,18 @@ describe('monitoring/prometheus rules', () => {
     }
   });
 
+  it('matches label values the app really gives (events, reasons, dependencies, states)', () => {
+    const source = readdirSync(path.join(ROOT, 'src'), { recursive: true, encoding: 'utf8' })
+      .filter((f) => f.endsWith('.ts'))
+      .map((f) => readFileSync(path.join(ROOT, 'src', f), 'utf8'))
+      .join('\n');
+    const exprs = [...rules().map((r) => r.expr), ...dashboardQueries().map((q) => q.expr)];
+    const values = exprs.flatMap((e) => [...e.matchAll(/\b(event|reason|dependency|state)(?:=|!=|=~|!~)"([^"$]+)"/g)].flatMap((m) => m[2]!.split('|')));
+    expect(values).toContain('refresh_reuse');
+    expect(values).toContain('expired');
+    for (const value of new Set(values)) expect(source, value).toContain(`'${value}'`);
+  });
+
   it('knows the metric names an expression reads', () => {
     expect(metricNames('sum by (job, le) (rate(http_request_duration_seconds_bucket{le="0.25", job=~"$job"}[5m])) / on (job) up')).toEqual([
       'http_request_duration_seconds_bucket',
