@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ClusterMetrics } from '../../src/lib/cluster-metrics';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { sample } from '../helpers/prometheus';
@@ -105,5 +106,26 @@ describe('/metrics', () => {
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text });
     expect(check.stderr.toString() + check.stdout.toString()).toBe('');
     expect(check.status).toBe(0);
+  });
+});
+
+describe('/metrics under PM2 cluster mode when the merge fails', () => {
+  let cluster: TestContext;
+  beforeAll(async () => {
+    const failing = { collect: () => Promise.reject(new Error('PM2 bus unreachable')) } as unknown as ClusterMetrics;
+    cluster = await createTestContext({ app: { metrics: createMetrics({ defaultMetrics: true }), clusterMetrics: failing } });
+  });
+  afterAll(async () => cluster?.close());
+
+  it("answers this process's figures, says so with rampart_metrics_host_wide 0, and logs why", async () => {
+    const res = await request(cluster.app).get('/metrics');
+    expect(res.status).toBe(200);
+    expect(res.text).toMatch(/^rampart_metrics_host_wide 0$/m);
+    expect(res.text).toMatch(/^process_cpu_user_seconds_total /m);
+    expect(cluster.log.text()).toContain('host-wide metrics unavailable; answering for this process only');
+    if (HAS_PROMTOOL) {
+      const check = spawnSync('promtool', ['check', 'metrics'], { input: res.text });
+      expect(check.stderr.toString() + check.stdout.toString()).toBe('');
+    }
   });
 });
