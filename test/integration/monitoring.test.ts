@@ -144,6 +144,33 @@ describe('monitoring/grafana dashboards', () => {
     expect(new Set(docs.map((d) => d.title)).size).toBe(docs.length);
   });
 
+  it('are well-formed for Grafana: a Prometheus data source variable, unique panel ids, panels inside the 24-column grid', () => {
+    interface Panel {
+      id: number;
+      type: string;
+      gridPos: { x: number; y: number; w: number; h: number };
+      datasource?: { type: string; uid: string };
+      targets?: { refId: string; expr: string }[];
+    }
+    for (const file of dashboardFiles()) {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+        title: string;
+        templating: { list: { name: string; type: string; query: unknown }[] };
+        panels: Panel[];
+      };
+      const variable = doc.templating.list.find((v) => v.name === 'datasource');
+      expect(variable, doc.title).toMatchObject({ type: 'datasource', query: 'prometheus' });
+      expect(new Set(doc.panels.map((p) => p.id)).size, doc.title).toBe(doc.panels.length);
+      for (const panel of doc.panels) {
+        expect(panel.gridPos.x + panel.gridPos.w, `${doc.title} panel ${panel.id}`).toBeLessThanOrEqual(24);
+        if (panel.type === 'row') continue;
+        expect(panel.datasource, `${doc.title} panel ${panel.id}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+        expect(panel.targets?.length, `${doc.title} panel ${panel.id}`).toBeGreaterThan(0);
+        expect(new Set(panel.targets!.map((t) => t.refId)).size).toBe(panel.targets!.length);
+      }
+    }
+  });
+
   it("query only metrics the app exposes (in the app's namespaces), series a rule records, or the exporters'", async () => {
     const exposed = await appMetricNames();
     const recorded = new Set(rules().flatMap((r) => (r.record ? [r.record] : [])));
