@@ -279,6 +279,23 @@ describe('authenticate', () => {
     }
   });
 
+  it('fails closed with 503 without a store-error hook too', async () => {
+    const m = await load();
+    const access = new m.tokens.AccessTokens(JWT_CONFIG);
+    const sessions = {
+      isActive: async () => {
+        throw m.errors.serviceUnavailable(new Error('store down'));
+      },
+    } as unknown as Parameters<typeof m.authenticate.authenticate>[0]['sessions'];
+    const app = express();
+    app.get('/me', m.authenticate.authenticate({ tokens: access, sessions }), (_req, res) => res.json({}));
+    app.use(m.handler.errorHandler(captureLogger().logger));
+    const res = await request(app)
+      .get('/me')
+      .set('Authorization', `Bearer ${access.issue('u', 's').token}`);
+    expect([res.status, res.body.error.code]).toEqual([503, 'service_unavailable']);
+  });
+
   it('reports no store error when the store answers, whatever it says', async () => {
     for (const state of ['active', 'revoked'] as const) {
       const { app, access, storeErrors } = await guarded({ state });
