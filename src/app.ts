@@ -78,6 +78,8 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
 
   app.use(requestStart());
 
+  const probes = options.probes ?? createProbes(rawDeps);
+  metrics.watchDependencies(probes);
   const tokens = new AccessTokens(config.jwt);
   const sessions = new Sessions(deps.store, config.jwt);
   const mounted: MountedRoute[] = [];
@@ -92,13 +94,19 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     cache: new ResponseCache(deps.cache, logger, metrics, { maxFallbacks: config.dbPoolMax * 2 }),
     metrics,
     lifecycle,
-    probes: options.probes ?? createProbes(rawDeps),
+    probes,
     clusterMetrics: options.clusterMetrics,
     tokens,
     sessions,
-    authenticate: authenticate({ tokens, sessions, onFailure: (reason) => metrics.authFailures.inc({ reason }) }),
+    authenticate: authenticate({
+      tokens,
+      sessions,
+      onFailure: (reason) => metrics.authFailures.inc({ reason }),
+      onStoreError: () => metrics.revocationCheckFailures.inc(),
+    }),
     limiter: (name, scope, { keyedBy = 'client IP', key = clientKey, failOpen = false, countFailuresOnly = false, failureStatus } = {}) => {
       const rule = config.rateLimits[scope];
+      metrics.rateLimited.inc({ limiter: name }, 0); // present from the start (see createMetrics)
       // What the document says of the limit and what the limiter does come from the same values.
       return {
         name,
@@ -167,7 +175,14 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   );
 
   app.use(notFound());
-  app.use(errorHandler(logger, securityLog(logger)));
+  const writeSecurityEvent = securityLog(logger);
+  app.use(
+    errorHandler(logger, (event) => {
+      // Counted before the log's budget, so a flood shows in full on the dashboards.
+      metrics.securityEvents.inc({ event: event.event });
+      writeSecurityEvent(event);
+    }),
+  );
   Object.defineProperty(app, MOUNTED, { value: mounted });
   return app;
 }

@@ -3,7 +3,7 @@
 // counters would jump between scrapes. Instead the worker that receives the scrape asks every
 // instance of its app over the PM2 bus for its metrics (as JSON) and merges the replies with
 // AggregatorRegistry.aggregate(): counters and histograms are summed, gauges summed or averaged.
-import { AggregatorRegistry, type Registry } from 'prom-client';
+import { AggregatorRegistry, Gauge, type Registry, type RegistryContentType } from 'prom-client';
 import type { Logger } from './logger';
 
 const REQUEST_TOPIC = 'rampart:metrics:request';
@@ -17,6 +17,34 @@ type MetricsJson = Awaited<ReturnType<Registry['getMetricsAsJSON']>>;
 interface Pm2Packet {
   topic?: string;
   data?: { id?: string; metrics?: MetricsJson; from?: number };
+}
+
+/**
+ * Adds rampart_metrics_host_wide to a scrape's registry: 1 for every instance's figures merged, 0
+ * for one process's figures answered because the merge failed.
+ */
+export function hostWide(registry: Registry<RegistryContentType>, merged: boolean): void {
+  new Gauge({
+    name: 'rampart_metrics_host_wide',
+    help: "Whether this scrape merged every PM2 instance's metrics (1) or fell back to one process's (0)",
+    registers: [registry],
+  }).set(merged ? 1 : 0);
+}
+
+/**
+ * How complete a merged scrape is, for the alert on one that misses workers: the instances asked
+ * (expected) and those that answered in time (answered).
+ */
+export function mergedScrape(registry: Registry<RegistryContentType>, expected: number, answered: number): void {
+  const workers = new Gauge({
+    name: 'rampart_metrics_workers',
+    help: 'Instances asked for their metrics at this scrape (expected) and those that answered in time (answered)',
+    labelNames: ['state'],
+    registers: [registry],
+  });
+  workers.set({ state: 'expected' }, expected);
+  workers.set({ state: 'answered' }, answered);
+  hostWide(registry, true);
 }
 
 /** True when this process is a PM2 cluster-mode instance. */
@@ -99,6 +127,7 @@ export class ClusterMetrics {
     });
     this.pending.delete(id);
     const merged = AggregatorRegistry.aggregate(replies);
+    mergedScrape(merged, ids.length, replies.length);
     return { text: await merged.metrics(), contentType: merged.contentType, instances: replies.length, expected: ids.length };
   }
 }

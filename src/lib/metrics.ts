@@ -1,6 +1,7 @@
 // Application metrics (prom-client). One registry per app instance, so several apps in one test
 // process never collide; the server entry also collects the default process and Node metrics.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Probes } from './probes';
 
 export interface Metrics {
   registry: Registry;
@@ -12,7 +13,15 @@ export interface Metrics {
   rateLimitStoreErrors: Counter<'limiter'>;
   authFailures: Counter<'reason'>;
   shed: Counter<'reason'>;
+  securityEvents: Counter<'event'>;
+  revocationCheckFailures: Counter;
+  /** Reports Redis and the database as reachable or not, and their round-trip time, at each scrape. */
+  watchDependencies(probes: Probes): void;
 }
+
+const DEPENDENCIES = ['redis', 'database'] as const;
+/** The security events monitoring/ alerts on (the error handler names them). */
+const ALERTED_SECURITY_EVENTS = ['login_failed', 'refresh_reuse', 'auth_rejected', 'rate_limited', 'access_denied'];
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
@@ -23,9 +32,45 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       registry.removeSingleMetric(name);
     }
+    // process_start_time_seconds is dropped when PM2 workers' metrics are merged; this one is kept
+    // as the newest start, so each restart of any worker changes it (the restart alerts).
+    new Gauge({
+      name: 'rampart_instance_start_time_seconds',
+      help: 'Start time of the process in seconds since the epoch; under PM2, of the most recently started worker',
+      registers: [registry],
+      aggregator: 'max',
+    }).set(Date.now() / 1000 - process.uptime());
   }
-  return {
+  // Read at scrape time, not on the request path: the probes' results are reused for a second, so a
+  // scrape costs at most one PING and one SELECT 1 whatever the traffic.
+  let probes: Probes | undefined;
+  const probeAll = () => (probes ? Promise.all(DEPENDENCIES.map(async (name) => ({ name, result: await probes![name]() }))) : Promise.resolve([]));
+  new Gauge({
+    name: 'rampart_dependency_up',
+    help: 'Whether Redis (security state) and the database answered their probe at this scrape (1) or not (0)',
+    labelNames: ['dependency'],
+    registers: [registry],
+    aggregator: 'min', // under PM2: down when any instance cannot reach it
+    async collect() {
+      for (const { name, result } of await probeAll()) this.set({ dependency: name }, result.ok ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'rampart_dependency_ping_seconds',
+    help: "Round-trip time of this scrape's probe of Redis and the database (absent while unreachable)",
+    labelNames: ['dependency'],
+    registers: [registry],
+    aggregator: 'max', // under PM2: the slowest instance's view
+    async collect() {
+      this.reset();
+      for (const { name, result } of await probeAll()) if (result.latencyMs !== undefined) this.set({ dependency: name }, result.latencyMs / 1000);
+    },
+  });
+  const metrics: Metrics = {
     registry,
+    watchDependencies: (source) => {
+      probes = source;
+    },
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
       help: 'Duration of HTTP requests, by method, route template and status code',
@@ -74,7 +119,23 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ['reason'],
       registers: [registry],
     }),
+    securityEvents: new Counter({
+      name: 'rampart_security_events_total',
+      help: 'Refused requests by security event (login_failed, refresh_reuse, auth_rejected, rate_limited, access_denied, ...), counted before the log budget',
+      labelNames: ['event'],
+      registers: [registry],
+    }),
+    revocationCheckFailures: new Counter({
+      name: 'rampart_revocation_check_failures_total',
+      help: 'Authenticated requests refused with 503 because the revocation store (Redis) could not answer',
+      registers: [registry],
+    }),
   };
+  // Present from the start: the alerts take increase() and rate(), which miss the first event of a
+  // series that appears with it.
+  for (const dependency of ['redis', 'redis_cache', 'database']) metrics.dependencyErrors.inc({ dependency }, 0);
+  for (const event of ALERTED_SECURITY_EVENTS) metrics.securityEvents.inc({ event }, 0);
+  return metrics;
 }
 
 /**

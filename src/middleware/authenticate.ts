@@ -24,6 +24,8 @@ export interface AuthenticateOptions {
   tokens: AccessTokens;
   sessions: Sessions;
   onFailure?: (reason: string) => void;
+  /** The revocation store could not answer (the request is refused with 503). */
+  onStoreError?: () => void;
 }
 
 function bearerToken(req: Request): string | undefined {
@@ -52,7 +54,7 @@ export function startRevocationCheck({ tokens, sessions }: Pick<AuthenticateOpti
   };
 }
 
-export function authenticate({ tokens, sessions, onFailure }: AuthenticateOptions): RequestHandler {
+export function authenticate({ tokens, sessions, onFailure, onStoreError }: AuthenticateOptions): RequestHandler {
   // The security event is written by the error handler, one per refused request.
   const refuse = (code: 'unauthorized' | 'invalid_token' | 'token_revoked', reason: string, userId?: string) => {
     onFailure?.(reason);
@@ -79,7 +81,13 @@ export function authenticate({ tokens, sessions, onFailure }: AuthenticateOption
       }
     }
     // Throws service_unavailable when the store cannot answer: fail closed.
-    const active = await (early ? early.active : sessions.isActive(claims));
+    let active: boolean;
+    try {
+      active = await (early ? early.active : sessions.isActive(claims));
+    } catch (err) {
+      onStoreError?.();
+      return next(err);
+    }
     if (!active) return next(refuse('token_revoked', 'revoked', claims.sub));
 
     req.auth = claims;

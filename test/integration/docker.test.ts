@@ -16,6 +16,10 @@ const ROOT = path.resolve(__dirname, '../..');
 const COMPOSE = path.join(ROOT, 'docker-compose.production.yml');
 const HAS_COMPOSE = toolAvailable(spawnSync('docker-compose', ['version']).status === 0, 'docker-compose (Debian package docker-compose)');
 
+/** The stack, and the optional monitoring profile. */
+const CORE = ['backend', 'nginx', 'postgres', 'redis', 'redis-cache'];
+const MONITORING = ['grafana', 'node-exporter', 'postgres-exporter', 'prometheus', 'redis-cache-exporter', 'redis-exporter'];
+
 const REQUIRED = {
   JWT_ACCESS_SECRET: 'a'.repeat(64),
   JWT_REFRESH_SECRET: 'b'.repeat(64),
@@ -39,7 +43,16 @@ describe.skipIf(!HAS_COMPOSE)(
       const result = compose(REQUIRED, 'config', '--quiet');
       expect(result.stderr).toBe('');
       expect(result.status).toBe(0);
-      expect(compose(REQUIRED, 'config', '--services').stdout.trim().split('\n').sort()).toEqual(['backend', 'nginx', 'postgres', 'redis', 'redis-cache']);
+      expect(compose(REQUIRED, 'config', '--services').stdout.trim().split('\n').sort()).toEqual([...CORE, ...MONITORING].sort());
+      expect(compose(REQUIRED, 'config', '--profiles').stdout.trim()).toBe('monitoring');
+    });
+
+    it('parses with the monitoring profile, with or without a Grafana password (Grafana itself refuses to start without one)', () => {
+      for (const env of [REQUIRED, { ...REQUIRED, GRAFANA_ADMIN_PASSWORD: 'g'.repeat(32) }]) {
+        const result = compose(env, '--profile', 'monitoring', 'config', '--quiet');
+        expect(result.stderr).toBe('');
+        expect(result.status).toBe(0);
+      }
     });
 
     it.each(Object.keys(REQUIRED).filter((k) => k !== 'CORS_ORIGINS'))('refuses to start without %s, saying so', (name) => {
@@ -66,12 +79,71 @@ describe('compose structure', () => {
   };
   const services = doc.services;
 
-  it('publishes nginx only', () => {
+  it('publishes nginx, and Prometheus and Grafana on the loopback only', () => {
     for (const [name, service] of Object.entries(services)) {
       if (name === 'nginx') expect(service.ports.length).toBe(2);
+      else if (name === 'prometheus') expect(service.ports).toEqual(['127.0.0.1:${PROMETHEUS_PORT:-9090}:9090']);
+      else if (name === 'grafana') expect(service.ports).toEqual(['127.0.0.1:${GRAFANA_PORT:-3000}:3000']);
       else expect(service.ports, name).toBeUndefined();
     }
     expect(services.backend!.expose).toEqual(['3000']);
+  });
+
+  it('runs the monitoring services only in the monitoring profile, the stack in every one', () => {
+    for (const [name, service] of Object.entries(services)) expect(service.profiles, name).toEqual(MONITORING.includes(name) ? ['monitoring'] : undefined);
+    expect(Object.keys(services).sort()).toEqual([...CORE, ...MONITORING].sort());
+  });
+
+  it("gives Prometheus monitoring/prometheus and the ops token, and the exporters the stack's own credentials", () => {
+    const prometheus = services.prometheus!;
+    expect(prometheus.volumes).toContain('./monitoring/prometheus:/etc/prometheus:ro');
+    expect(prometheus.environment.OPS_TOKEN).toBe('${OPS_TOKEN:?OPS_TOKEN is required (32+ bytes)}');
+    // The token goes where prometheus.yml's credentials_file points, readable by Prometheus only.
+    const config = parse(readFileSync(path.join(ROOT, 'monitoring/prometheus/prometheus.yml'), 'utf8')) as {
+      scrape_configs: {
+        job_name: string;
+        authorization?: { credentials_file: string };
+        static_configs?: { targets: string[] }[];
+        dns_sd_configs?: { names: string[]; type: string; port: number }[];
+      }[];
+    };
+    const app = config.scrape_configs.find((j) => j.job_name === 'rampart')!;
+    expect(prometheus.command[0]).toContain(`umask 077 && printf '%s' "$$OPS_TOKEN" > ${app.authorization!.credentials_file} &&`);
+    expect(prometheus.command[0]).toContain('exec /bin/prometheus --config.file=/etc/prometheus/prometheus.yml');
+    expect(prometheus.networks).toEqual(['internal', 'monitoring']);
+    // Every scrape target is a service of this file, on the port its image listens on.
+    const targets = config.scrape_configs.flatMap((j) => [
+      ...(j.static_configs ?? []).flatMap((c) => c.targets),
+      ...(j.dns_sd_configs ?? []).flatMap((c) => c.names.map((name) => `${name}:${c.port}`)),
+    ]);
+    // The app's replicas are found through Docker's DNS: all of them, however many.
+    expect(app.dns_sd_configs).toEqual([{ names: ['backend'], type: 'A', port: 3000, refresh_interval: '30s' }]);
+    expect(targets.sort()).toEqual(['backend:3000', 'node-exporter:9100', 'postgres-exporter:9187', 'redis-cache-exporter:9121', 'redis-exporter:9121']);
+    for (const target of targets) expect(services[target.split(':')[0]!]!.networks, target).toContain('internal');
+    expect(services['redis-exporter']!.environment).toEqual({
+      REDIS_ADDR: 'redis://redis:6379',
+      REDIS_PASSWORD: '${REDIS_PASSWORD:?REDIS_PASSWORD is required}',
+    });
+    expect(services['redis-cache-exporter']!.environment.REDIS_ADDR).toBe('redis://redis-cache:6379');
+    expect(services['postgres-exporter']!.environment.DATA_SOURCE_PASS).toBe('${POSTGRES_PASSWORD:?POSTGRES_PASSWORD is required}');
+  });
+
+  it('gives Grafana the provisioned data source and dashboards, and no default password', () => {
+    const grafana = services.grafana!;
+    const provider = parse(readFileSync(path.join(ROOT, 'monitoring/grafana/provisioning/dashboards/rampart.yml'), 'utf8')) as {
+      providers: { options: { path: string } }[];
+    };
+    expect(grafana.volumes).toContain('./monitoring/grafana/provisioning:/etc/grafana/provisioning:ro');
+    expect(grafana.volumes).toContain(`./monitoring/grafana/dashboards:${provider.providers[0]!.options.path}:ro`);
+    const datasources = parse(readFileSync(path.join(ROOT, 'monitoring/grafana/provisioning/datasources/prometheus.yml'), 'utf8')) as {
+      datasources: { url: string }[];
+    };
+    expect(datasources.datasources[0]!.url).toBe('http://prometheus:9090');
+    expect(grafana.networks).toEqual(['monitoring']);
+    expect(grafana.environment.GF_SECURITY_ADMIN_PASSWORD).toBe('${GRAFANA_ADMIN_PASSWORD:-}');
+    expect(grafana.command[0]).toMatch(/^if \[ -z "\$\$GF_SECURITY_ADMIN_PASSWORD" \]; then .* exit 1; fi; exec \/run.sh$/);
+    expect(grafana.environment.GF_AUTH_ANONYMOUS_ENABLED).toBe('false');
+    expect(grafana.environment.GF_USERS_ALLOW_SIGN_UP).toBe('false');
   });
 
   it('has healthchecks, restart policies, resource limits and log rotation everywhere', () => {
@@ -108,7 +180,7 @@ describe('compose structure', () => {
       expect(uses.length, secret).toBeGreaterThan(0);
       for (const use of uses) expect(use.startsWith(':?'), `${secret}${use}`).toBe(true);
     }
-    expect(Object.keys(doc.volumes).sort()).toEqual(['nginx-logs', 'postgres-data', 'redis-data']);
+    expect(Object.keys(doc.volumes).sort()).toEqual(['grafana-data', 'nginx-logs', 'postgres-data', 'prometheus-data', 'redis-data']);
     expect(doc.networks.internal?.internal).toBe(true);
     for (const name of ['backend', 'redis', 'redis-cache', 'postgres']) expect(services[name]!.networks).toEqual(['internal']);
     expect(services.backend!.environment.NODE_ENV).toBe('production');

@@ -193,6 +193,7 @@ describe('authenticate', () => {
     const access = new m.tokens.AccessTokens(JWT_CONFIG);
     const checks: string[] = [];
     const failures: string[] = [];
+    const storeErrors: string[] = [];
     const sessions = {
       isActive: async (claims: { jti: string }) => {
         checks.push(claims.jti);
@@ -208,11 +209,12 @@ describe('authenticate', () => {
     });
     if (early) app.use(m.authenticate.startRevocationCheck({ tokens: access, sessions }));
     app.get('/open', (req, res) => res.json({ early: req.earlyRevocationCheck?.claims.sub ?? null }));
-    app.get('/me', m.authenticate.authenticate({ tokens: access, sessions, onFailure: (reason) => failures.push(reason) }), (req, res) => {
+    const onStoreError = () => storeErrors.push('store');
+    app.get('/me', m.authenticate.authenticate({ tokens: access, sessions, onFailure: (reason) => failures.push(reason), onStoreError }), (req, res) => {
       res.json({ auth: req.auth, contextUser: m.context.requestContext.getStore()?.userId ?? null });
     });
     app.use(m.handler.errorHandler(captureLogger().logger, (event) => events.push(event)));
-    return { app, access, checks, failures, events };
+    return { app, access, checks, failures, events, storeErrors };
   }
 
   it('lets a valid, active token through with its claims, and names the user in the request context', async () => {
@@ -266,11 +268,42 @@ describe('authenticate', () => {
 
   it('fails closed with 503 when the store cannot say, early check or not', async () => {
     for (const early of [true, false]) {
-      const { app, access } = await guarded({ state: 'down', early });
+      const { app, access, failures, storeErrors } = await guarded({ state: 'down', early });
       const res = await request(app)
         .get('/me')
         .set('Authorization', `Bearer ${access.issue('u', 's').token}`);
       expect([res.status, res.body.error.code], String(early)).toEqual([503, 'service_unavailable']);
+      // Counted as the store's failure (an alert), not as the client's.
+      expect(storeErrors).toEqual(['store']);
+      expect(failures).toEqual([]);
+    }
+  });
+
+  it('fails closed with 503 without a store-error hook too', async () => {
+    const m = await load();
+    const access = new m.tokens.AccessTokens(JWT_CONFIG);
+    const sessions = {
+      isActive: async () => {
+        throw m.errors.serviceUnavailable(new Error('store down'));
+      },
+    } as unknown as Parameters<typeof m.authenticate.authenticate>[0]['sessions'];
+    const app = express();
+    app.get('/me', m.authenticate.authenticate({ tokens: access, sessions }), (_req, res) => res.json({}));
+    app.use(m.handler.errorHandler(captureLogger().logger));
+    const res = await request(app)
+      .get('/me')
+      .set('Authorization', `Bearer ${access.issue('u', 's').token}`);
+    expect([res.status, res.body.error.code]).toEqual([503, 'service_unavailable']);
+  });
+
+  it('reports no store error when the store answers, whatever it says', async () => {
+    for (const state of ['active', 'revoked'] as const) {
+      const { app, access, storeErrors } = await guarded({ state });
+      await request(app)
+        .get('/me')
+        .set('Authorization', `Bearer ${access.issue('u', 's').token}`);
+      await request(app).get('/me').set('Authorization', 'Bearer not.a.jwt');
+      expect(storeErrors, state).toEqual([]);
     }
   });
 

@@ -1,6 +1,8 @@
 // GET /metrics: Prometheus text format. For the process, or under PM2 cluster mode for the whole
 // host (every instance, merged). Guarded like /health/detailed in production.
+import { Registry } from 'prom-client';
 import { defineModule } from '../../http/module';
+import { hostWide } from '../../lib/cluster-metrics';
 import { route } from '../../http/route';
 
 export const metricsModule = defineModule({
@@ -30,6 +32,11 @@ export const metricsModule = defineModule({
           } catch (err) {
             // Better one process's figures, clearly logged, than no scrape at all.
             logger.error('host-wide metrics unavailable; answering for this process only', { error: err });
+            const fallback = new Registry();
+            hostWide(fallback, false);
+            res.setHeader('Content-Type', metrics.registry.contentType);
+            res.send((await metrics.registry.metrics()) + (await fallback.metrics()));
+            return;
           }
         }
         res.setHeader('Content-Type', metrics.registry.contentType);
