@@ -4,7 +4,8 @@ import type { RequestHandler } from 'express';
 import cors from 'cors';
 
 const CORS_METHODS = ['GET', 'POST', 'PATCH', 'DELETE'];
-const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'X-Request-Id'];
+// traceparent: a browser front end may continue its own trace into the API (docs/api.md, trace context).
+const CORS_ALLOWED_HEADERS = ['Authorization', 'Content-Type', 'X-Request-Id', 'traceparent'];
 const CORS_EXPOSED_HEADERS = ['X-Request-Id', 'X-Cache', 'RateLimit', 'RateLimit-Policy', 'Retry-After'];
 
 export function corsPolicy(origins: readonly string[]): RequestHandler {

@@ -94,7 +94,7 @@ describe('CORS', () => {
     expect(res.status).toBe(204);
     expect(res.headers['access-control-allow-origin']).toBe(ORIGIN);
     expect(res.headers['access-control-allow-methods']).toBe('GET,POST,PATCH,DELETE');
-    expect(res.headers['access-control-allow-headers']).toBe('Authorization,Content-Type,X-Request-Id');
+    expect(res.headers['access-control-allow-headers']).toBe('Authorization,Content-Type,X-Request-Id,traceparent');
   });
 
   it('answers a foreign preflight without allowing it', async () => {
