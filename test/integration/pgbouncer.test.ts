@@ -48,7 +48,9 @@ async function runVitest(files: string[], env: Record<string, string>): Promise<
       [path.join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', ...files, '--reporter=dot', '--reporter=json', `--outputFile.json=${reportFile}`],
       {
         cwd: ROOT,
-        env: { ...process.env, ...env, RAMPART_TEST_NO_BUILD: '1', CI_RESULTS_FILE: path.join(dir, 'ci.json') },
+        // Under CI the project's config adds its own JSON reporter, whose file would win over
+        // --outputFile: both go to the same file.
+        env: { ...process.env, ...env, RAMPART_TEST_NO_BUILD: '1', CI_RESULTS_FILE: reportFile },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
