@@ -1,7 +1,7 @@
 // The process's dependencies: the stores and the database, built from config. createApp receives
 // them, so tests can hand in their own (a separate Redis prefix, a fresh database).
 import type Redis from 'ioredis';
-import type { Config } from './config';
+import type { Config, RedisTarget } from './config';
 import { createDatabase, type Database } from './lib/db';
 import type { Logger } from './lib/logger';
 import { closeRedis, connectRedis, createRedisClient } from './lib/redis';
@@ -33,8 +33,8 @@ export async function createDependencies(config: Config, logger: Logger, options
   const prefix = options.keyPrefix ?? config.redisKeyPrefix;
   const clients: Redis[] = [];
 
-  const redisFor = async (url: string, role: string): Promise<Redis> => {
-    const client = createRedisClient({ url, role, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+  const redisFor = async (target: RedisTarget, role: string): Promise<Redis> => {
+    const client = createRedisClient({ target, tlsCa: config.redisTlsCa, role, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
     clients.push(client);
     if (!(await connectRedis(client, REDIS_CONNECT_WAIT_MS))) {
       logger.warn('redis not reachable at start-up; continuing and reconnecting in the background', { role });
@@ -44,16 +44,16 @@ export async function createDependencies(config: Config, logger: Logger, options
 
   let security: Redis | undefined;
   let store: KeyValueStore;
-  if (config.redisUrl) {
-    security = await redisFor(config.redisUrl, 'security');
+  if (config.redisTarget) {
+    security = await redisFor(config.redisTarget, 'security');
     store = new RedisStore(security, prefix);
   } else {
     store = new MemoryStore(prefix);
   }
   // The cache may live in its own (evicting) Redis; with the same URL it shares the connection.
   let cache: KeyValueStore;
-  if (config.cacheRedisUrl) {
-    const cacheClient = security && config.cacheRedisUrl === config.redisUrl ? security : await redisFor(config.cacheRedisUrl, 'cache');
+  if (config.cacheRedisTarget) {
+    const cacheClient = security && config.cacheRedisUrl === config.redisUrl ? security : await redisFor(config.cacheRedisTarget, 'cache');
     cache = new RedisStore(cacheClient, `${prefix}cache:`);
   } else {
     cache = new MemoryStore(`${prefix}cache:`);

@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RedisTarget } from '../../src/config';
 import { toolAvailable } from './services';
 
 export const HAS_REDIS_SERVER = toolAvailable(spawnSync('redis-server', ['--version']).status === 0, 'redis-server');
@@ -82,4 +83,9 @@ export async function blackHole(): Promise<{ port: number; close(): Promise<void
         srv.close(() => resolve());
       }),
   };
+}
+
+/** A one-server Redis target, as the configuration builds it from a redis:// URL. */
+export function serverTarget(url: string): RedisTarget {
+  return { kind: 'server', url, tls: url.startsWith('rediss://') };
 }
