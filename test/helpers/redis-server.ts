@@ -89,3 +89,48 @@ export async function blackHole(): Promise<{ port: number; close(): Promise<void
 export function serverTarget(url: string): RedisTarget {
   return { kind: 'server', url, tls: url.startsWith('rediss://') };
 }
+
+/**
+ * A redis-server started with any arguments (TLS only, a replica, a sentinel), ready once its log
+ * says so. Stopped, paused and resumed by the PID this started; the log is kept for failures.
+ */
+export class RedisProcess {
+  private log = '';
+  private constructor(private readonly child: ChildProcess) {
+    child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
+  }
+
+  static async start(args: readonly string[], ready = /Ready to accept connections|Sentinel ID is/, timeoutMs = 10_000): Promise<RedisProcess> {
+    const child = spawn('redis-server', [...args, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const server = new RedisProcess(child);
+    const deadline = Date.now() + timeoutMs;
+    while (!ready.test(server.log)) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await server.stop();
+        throw new Error(`redis-server ${args.join(' ')} did not start:\n${server.log.slice(-2000)}`);
+      }
+      await sleep(25);
+    }
+    return server;
+  }
+
+  get output(): string {
+    return this.log;
+  }
+
+  /** SIGSTOP: the process keeps its sockets but answers nothing (a hung server). */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+}
