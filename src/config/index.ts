@@ -129,6 +129,8 @@ const envSchema = z.object({
   SHED_MAX_IN_FLIGHT: integer(0, 1_000_000).default(512),
   SHED_HEAP_USED_PERCENT: integer(0, 100).default(90),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
+  // With replicas (Sentinel): how long a revocation waits for one to acknowledge it (WAIT); 0: no wait.
+  REDIS_REPLICA_WAIT_MS: integer(0, 5000).default(200),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
   // DATABASE_URL is a pooler in transaction mode (PgBouncer): no session settings at connection.
@@ -199,6 +201,8 @@ export interface Config {
     readonly maxHeapUsedPercent: number;
   };
   readonly redisCommandTimeoutMs: number;
+  /** Sentinel only: a revocation waits this long at most for a replica's acknowledgement (0: never). */
+  readonly redisReplicaWaitMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
   /** DATABASE_URL reaches a transaction-mode pooler: nothing is set per connection (DB_TRANSACTION_POOLING). */
@@ -389,6 +393,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxHeapUsedPercent: e.SHED_HEAP_USED_PERCENT,
     }),
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisReplicaWaitMs: e.REDIS_REPLICA_WAIT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,
     dbTransactionPooling: e.DB_TRANSACTION_POOLING,

@@ -12,6 +12,7 @@ export interface Metrics {
   rateLimitStoreErrors: Counter<'limiter'>;
   authFailures: Counter<'reason'>;
   shed: Counter<'reason'>;
+  revocationUnreplicated: Counter<'revocation'>;
 }
 
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
@@ -72,6 +73,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'rampart_shed_total',
       help: 'Work refused to keep the process serving, by reason (max_connections: connections closed at MAX_CONNECTIONS; event_loop_delay, in_flight, heap: requests refused with 503 by admission control; cache_fallback: cached reads refused with 503 while the cache is unavailable and too many are served from the source)',
       labelNames: ['reason'],
+      registers: [registry],
+    }),
+    revocationUnreplicated: new Counter({
+      name: 'rampart_revocation_unreplicated_total',
+      help: 'Revocations answered as done that no replica acknowledged within REDIS_REPLICA_WAIT_MS (they stand on the primary; a failover now could lose them), by revocation',
+      labelNames: ['revocation'],
       registers: [registry],
     }),
   };

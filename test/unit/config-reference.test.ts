@@ -174,6 +174,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   SHED_MAX_IN_FLIGHT: (c) => c.shed.maxInFlight,
   SHED_HEAP_USED_PERCENT: (c) => c.shed.maxHeapUsedPercent,
   REDIS_COMMAND_TIMEOUT_MS: (c) => c.redisCommandTimeoutMs,
+  REDIS_REPLICA_WAIT_MS: (c) => c.redisReplicaWaitMs,
   DB_STATEMENT_TIMEOUT_MS: (c) => c.dbStatementTimeoutMs,
   DB_POOL_MAX: (c) => c.dbPoolMax,
   DB_TRANSACTION_POOLING: (c) => c.dbTransactionPooling,
