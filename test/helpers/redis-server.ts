@@ -1,7 +1,10 @@
 // A throw-away redis-server on a free loopback port, for tests that stop and restart Redis
 // (never the shared one on 6379). Stopped by the PID we started, nothing else.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisTarget } from '../../src/config';
 import { toolAvailable } from './services';
@@ -96,13 +99,20 @@ export function serverTarget(url: string): RedisTarget {
  */
 export class RedisProcess {
   private log = '';
-  private constructor(private readonly child: ChildProcess) {
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly dir: string,
+  ) {
     child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
   }
 
   static async start(args: readonly string[], ready = /Ready to accept connections|Sentinel ID is/, timeoutMs = 10_000): Promise<RedisProcess> {
-    const child = spawn('redis-server', [...args, '--save', '', '--appendonly', 'no', '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const server = new RedisProcess(child);
+    // A sentinel must keep its configuration file (it rewrites it); a data server keeps nothing,
+    // and a replica's synchronisation file goes to a directory of its own, never the working one.
+    const dir = mkdtempSync(path.join(tmpdir(), 'rampart-redis-'));
+    const persistence = args.includes('--sentinel') ? [] : ['--save', '', '--appendonly', 'no', '--dir', dir];
+    const child = spawn('redis-server', [...args, ...persistence, '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const server = new RedisProcess(child, dir);
     const deadline = Date.now() + timeoutMs;
     while (!ready.test(server.log)) {
       if (child.exitCode !== null || Date.now() > deadline) {
@@ -128,9 +138,11 @@ export class RedisProcess {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((resolve) => this.child.once('exit', resolve));
-    this.child.kill('SIGKILL');
-    await exited;
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
   }
 }
