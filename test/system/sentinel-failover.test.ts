@@ -138,8 +138,10 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       const security: { status: number; ms: number; at: number }[] = [];
       const reads: number[] = [];
       let promotedAt: number | undefined;
-      let recoveredAt: number | undefined;
-      while (recoveredAt === undefined && performance.now() - killedAt < 40_000) {
+      // Recovered: answered 200 ever since, for 3 s. (A client may reconnect once more when the
+      // sentinels' +switch-master arrives after it already found the new master: a short blip.)
+      let stableSince: number | undefined;
+      while (performance.now() - killedAt < 40_000) {
         if (promotedAt === undefined) {
           const [host, port] = (await sentinel!.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [string, string];
           if (`${host}:${port}` !== oldMaster) promotedAt = performance.now();
@@ -147,18 +149,23 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
         const started = performance.now();
         const res = await me(live.accessToken);
         security.push({ status: res.status, ms: performance.now() - started, at: started - killedAt });
+        stableSince = res.status === 200 ? (stableSince ?? started) : undefined;
         reads.push((await request(app).get('/api/v1/items')).status);
         for (const r of revoked.slice(0, 3)) expect([401, 503], 'a revoked token during the failover').toContain((await me(r.accessToken)).status);
-        if (res.status === 200 && promotedAt !== undefined) recoveredAt = performance.now();
+        if (promotedAt !== undefined && stableSince !== undefined && performance.now() - stableSince > 3000) break;
         await sleep(100);
       }
+      const recoveredAt = stableSince;
+      const firstRecovery = security.find((s) => s.status === 200 && promotedAt !== undefined && s.at + killedAt >= promotedAt);
 
       const refused = security.filter((s) => s.status === 503);
       const figures = {
         promotedAfterMs: promotedAt && Math.round(promotedAt - killedAt),
+        firstServedAgainAfterMs: firstRecovery && Math.round(firstRecovery.at),
         recoveredAfterMs: recoveredAt && Math.round(recoveredAt - killedAt),
         securityRequests: security.length,
         refused503: refused.length,
+        refusedAfterFirstServedAgain: refused.filter((s) => firstRecovery !== undefined && s.at > firstRecovery.at).length,
         slowestRefusalMs: Math.round(Math.max(0, ...refused.map((s) => s.ms))),
         otherStatuses: [...new Set(security.map((s) => s.status))],
         readStatuses: [...new Set(reads)],
