@@ -101,7 +101,8 @@ function checkTrustProxy(config: Config): Finding {
   return { ok: true, check: 'trust proxy', message: `TRUST_PROXY=${JSON.stringify(tp)}` };
 }
 
-async function checkRedis(target: RedisTarget, tlsCa: string | undefined, role: string, mustNotEvict: boolean): Promise<Finding> {
+/** Reachable, and (for security state) a policy that never evicts; one server or a Sentinel group. */
+export async function checkRedis(target: RedisTarget, tlsCa: string | undefined, role: string, mustNotEvict: boolean): Promise<Finding> {
   const client = newRedis(target, tlsCa, {
     lazyConnect: true,
     maxRetriesPerRequest: 0,

@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkRedis } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
 import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
 import { captureLogger } from '../helpers/log-capture';
@@ -106,6 +107,12 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
     it('accepts a certificate from the configured CA', async () => {
       const { connected } = await connectWith('ca-good.pem');
       expect(connected).toBe(true);
+    });
+
+    it('is what the doctor checks, with the same CA', async () => {
+      const config = loadConfig({ REDIS_URL: `rediss://127.0.0.1:${port}`, REDIS_TLS_CA_FILE: path.join(dir, 'ca-good.pem') });
+      expect(await checkRedis(config.redisTarget!, config.redisTlsCa, 'security', true)).toMatchObject({ ok: true });
+      expect(await checkRedis(config.redisTarget!, undefined, 'security', true)).toMatchObject({ ok: false, message: expect.stringMatching(/unreachable/) });
     });
 
     it('refuses a certificate from another CA, and one from a CA Node does not bundle', async () => {

@@ -10,6 +10,7 @@ import Redis from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
+import { checkRedis } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
@@ -113,6 +114,15 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       await database?.drop();
       for (const p of processes) await p.stop();
       if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    it('is what the doctor checks: the master found through the sentinels, its eviction policy read', async () => {
+      const finding = await checkRedis(deps!.config.redisTarget!, undefined, 'security', true);
+      expect(finding).toEqual({
+        ok: true,
+        check: 'redis (security)',
+        message: `sentinel group "${MASTER_NAME}" via ${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')} reachable, maxmemory-policy noeviction`,
+      });
     });
 
     const me = (token: string) => request(app).get('/api/v1/users/me').set('Authorization', `Bearer ${token}`);

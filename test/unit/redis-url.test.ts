@@ -139,6 +139,7 @@ describe('REDIS_URL and CACHE_REDIS_URL in the configuration', () => {
     expect(config.redisUrl).toBe('redis-sentinel://s1:26379/main');
     expect(config.redisTarget).toMatchObject({ kind: 'sentinel', name: 'main' });
     expect(config.cacheRedisTarget).toEqual({ kind: 'server', url: 'redis://cache:6379', tls: false });
+    expect(loadConfig({ REDIS_URL: ' redis://a:6379 ' }).redisUrl).toBe('redis://a:6379');
     const shared = loadConfig({ REDIS_URL: 'redis-sentinel://s1:26379/main' });
     expect(shared.cacheRedisTarget).toBe(shared.redisTarget);
     expect(shared.cacheRedisUrl).toBe(shared.redisUrl);
