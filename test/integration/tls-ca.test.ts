@@ -1,16 +1,20 @@
-// TLS to Redis verifies the server's certificate against REDIS_TLS_CA_FILE: a redis-server on a
-// TLS-only port with a certificate from a local CA, and a client given that CA or another one.
+// TLS verifies the server's certificate against a configured CA: REDIS_TLS_CA_FILE for Redis (a
+// redis-server on a TLS-only port), sslrootcert in DATABASE_URL for PostgreSQL (a PgBouncer taking
+// TLS from clients, in front of the shared PostgreSQL, which is left as it is). The servers'
+// certificate comes from a local CA; the client is given that CA or another one.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkRedis } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
+import { createPostgres } from '../../src/lib/db/postgres';
 import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
 import { captureLogger } from '../helpers/log-capture';
 import { freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, RedisProcess } from '../helpers/redis-server';
-import { toolAvailable } from '../helpers/services';
+import { HAS_PGBOUNCER, NO_PGBOUNCER_REASON, TestPgBouncer } from '../helpers/pgbouncer';
+import { DATABASE_URL, NO_DATABASE_REASON, toolAvailable } from '../helpers/services';
 
 const HAS_OPENSSL = toolAvailable(spawnSync('openssl', ['version']).status === 0, 'openssl');
 
@@ -37,6 +41,37 @@ function makeCa(dir: string, name: string): void {
   ]);
 }
 
+/** A temporary directory with two CAs (ca-good, ca-other) and server.pem/key for 127.0.0.1 from ca-good. */
+function certificates(): string {
+  const dir = mkdtempSync(path.join(tmpdir(), 'rampart-tls-'));
+  makeCa(dir, 'good');
+  makeCa(dir, 'other');
+  openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
+  // The host name check needs the address in subjectAltName (the CN alone is not looked at).
+  writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
+  openssl(dir, [
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca-good.pem',
+    '-CAkey',
+    'ca-good.key',
+    '-CAcreateserial',
+    '-days',
+    '1',
+    '-extfile',
+    'san.ext',
+    '-out',
+    'server.pem',
+  ]);
+  // PgBouncer runs as nobody when started as root: it must read the certificate and its key.
+  chmodSync(dir, 0o755);
+  for (const file of ['server.pem', 'server.key', 'ca-good.pem']) chmodSync(path.join(dir, file), 0o644);
+  return dir;
+}
+
 describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
   `Redis over TLS with a private CA${HAS_REDIS_SERVER ? (HAS_OPENSSL ? '' : ' (skipped: openssl not installed)') : ` (${NO_REDIS_SERVER_REASON})`}`,
   () => {
@@ -45,29 +80,7 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
     let port: number;
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rampart-redis-tls-'));
-      makeCa(dir, 'good');
-      makeCa(dir, 'other');
-      openssl(dir, ['req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', 'server.key', '-out', 'server.csr']);
-      // The host name check needs the address in subjectAltName (the CN alone is not looked at).
-      writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1\n');
-      openssl(dir, [
-        'x509',
-        '-req',
-        '-in',
-        'server.csr',
-        '-CA',
-        'ca-good.pem',
-        '-CAkey',
-        'ca-good.key',
-        '-CAcreateserial',
-        '-days',
-        '1',
-        '-extfile',
-        'san.ext',
-        '-out',
-        'server.pem',
-      ]);
+      dir = certificates();
       port = await freePort();
       server = await RedisProcess.start([
         '--port',
@@ -122,6 +135,48 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
       const bundled = await connectWith(undefined);
       expect(bundled.connected).toBe(false);
       expect(bundled.errors).toMatch(/certificate/i);
+    });
+  },
+);
+
+describe.skipIf(!HAS_PGBOUNCER || !HAS_OPENSSL || !DATABASE_URL)(
+  `PostgreSQL over TLS with a private CA${!DATABASE_URL ? ` (${NO_DATABASE_REASON})` : !HAS_PGBOUNCER ? ` (${NO_PGBOUNCER_REASON})` : HAS_OPENSSL ? '' : ' (skipped: openssl not installed)'}`,
+  () => {
+    let dir: string;
+    let bouncer: TestPgBouncer | undefined;
+
+    beforeAll(async () => {
+      dir = certificates();
+      bouncer = await TestPgBouncer.create(DATABASE_URL!, {
+        client_tls_sslmode: 'require',
+        client_tls_cert_file: path.join(dir, 'server.pem'),
+        client_tls_key_file: path.join(dir, 'server.key'),
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      await bouncer?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    async function queryWith(caFile: string): Promise<unknown> {
+      const url = `${bouncer!.url()}?sslmode=verify-full&sslrootcert=${encodeURIComponent(path.join(dir, caFile))}`;
+      const config = loadConfig({ DATABASE_URL: url, DB_TRANSACTION_POOLING: 'true' });
+      const db = createPostgres({ url: config.databaseUrl!, poolMax: 1, statementTimeoutMs: 2000, transactionPooling: true, logger: captureLogger().logger });
+      try {
+        return (await db.query<{ tls: boolean }>('select 1 as one')).rows[0];
+      } catch (err) {
+        return err;
+      } finally {
+        await db.close();
+      }
+    }
+
+    it('accepts the server certificate from the CA in sslrootcert, and refuses one from another CA', async () => {
+      expect(await queryWith('ca-good.pem')).toEqual({ one: 1 });
+      const refused = await queryWith('ca-other.pem');
+      expect(refused).toBeInstanceOf(Error);
+      expect(String((refused as Error & { cause?: unknown }).cause ?? refused)).toMatch(/certificate/i);
     });
   },
 );
