@@ -333,6 +333,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (!e.REDIS_URL) {
     warnings.push('REDIS_URL not set: using an in-process store (single process only; rate limits and revocation are not shared)');
   }
+  if (e.REDIS_TLS_CA_FILE !== undefined && !e.REDIS_URL?.target.tls && !e.CACHE_REDIS_URL?.target.tls) {
+    warnings.push('REDIS_TLS_CA_FILE is set, but neither REDIS_URL nor CACHE_REDIS_URL uses TLS (rediss://, or tls=true): the CA is not used');
+  }
   if (!e.DATABASE_URL) {
     warnings.push('DATABASE_URL not set: using embedded PGlite in memory (development only; data is lost on exit)');
   }

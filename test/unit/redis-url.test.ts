@@ -164,6 +164,16 @@ describe('REDIS_TLS_CA_FILE', () => {
       writeFileSync(path.join(dir, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n');
       expect(loadConfig({ REDIS_TLS_CA_FILE: ` ${path.join(dir, 'ca.pem')} ` }).redisTlsCa).toBe(pem);
       expect(loadConfig({}).redisTlsCa).toBeUndefined();
+      // A CA that no TLS connection uses is a mistake worth a warning, not a refusal.
+      const unused = /REDIS_TLS_CA_FILE is set, but neither REDIS_URL nor CACHE_REDIS_URL uses TLS/;
+      const ca = path.join(dir, 'ca.pem');
+      expect(loadConfig({ REDIS_TLS_CA_FILE: ca }).warnings.join('\n')).toMatch(unused);
+      expect(loadConfig({ REDIS_TLS_CA_FILE: ca, REDIS_URL: 'redis://a:1' }).warnings.join('\n')).toMatch(unused);
+      expect(loadConfig({ REDIS_TLS_CA_FILE: ca, REDIS_URL: 'rediss://a:1' }).warnings.join('\n')).not.toMatch(unused);
+      expect(
+        loadConfig({ REDIS_TLS_CA_FILE: ca, REDIS_URL: 'redis://a:1', CACHE_REDIS_URL: 'redis-sentinel://s:1/m?tls=true' }).warnings.join('\n'),
+      ).not.toMatch(unused);
+      expect(loadConfig({ REDIS_URL: 'rediss://a:1' }).warnings.join('\n')).not.toMatch(unused);
       expect(problemsOf({ REDIS_TLS_CA_FILE: path.join(dir, 'missing.pem') })).toEqual(['REDIS_TLS_CA_FILE: cannot read the file (ENOENT)']);
       expect(problemsOf({ REDIS_TLS_CA_FILE: path.join(dir, 'key.pem') })).toEqual([
         'REDIS_TLS_CA_FILE: the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)',
