@@ -105,8 +105,8 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
       rmSync(dir, { recursive: true, force: true });
     });
 
-    async function connectWith(caFile: string | undefined): Promise<{ connected: boolean; errors: string }> {
-      const config = loadConfig({ REDIS_URL: `rediss://127.0.0.1:${port}`, ...(caFile ? { REDIS_TLS_CA_FILE: path.join(dir, caFile) } : {}) });
+    async function connectWith(caFile: string | undefined, url = `rediss://127.0.0.1:${port}`): Promise<{ connected: boolean; errors: string }> {
+      const config = loadConfig({ REDIS_URL: url, ...(caFile ? { REDIS_TLS_CA_FILE: path.join(dir, caFile) } : {}) });
       const { logger, ...captured } = captureLogger();
       const client = createRedisClient({ target: config.redisTarget!, tlsCa: config.redisTlsCa, role: 'tls-test', commandTimeoutMs: 1000, logger });
       try {
@@ -126,6 +126,33 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
       const config = loadConfig({ REDIS_URL: `rediss://127.0.0.1:${port}`, REDIS_TLS_CA_FILE: path.join(dir, 'ca-good.pem') });
       expect(await checkRedis(config.redisTarget!, config.redisTlsCa, 'security', true)).toMatchObject({ ok: true });
       expect(await checkRedis(config.redisTarget!, undefined, 'security', true)).toMatchObject({ ok: false, message: expect.stringMatching(/unreachable/) });
+    });
+
+    it('reaches a Sentinel group over TLS (tls=true): sentinels and master verified against the CA', async () => {
+      const sentinelPort = await freePort();
+      const conf = path.join(dir, 'sentinel.conf');
+      const tls = ['tls-cert-file server.pem', 'tls-key-file server.key', 'tls-ca-cert-file ca-good.pem', 'tls-auth-clients no', 'tls-replication yes'];
+      writeFileSync(
+        conf,
+        [
+          'port 0',
+          `tls-port ${sentinelPort}`,
+          'bind 127.0.0.1',
+          `dir ${dir}`,
+          ...tls.map((l) => l.replace(/ (\S+\.(pem|key))$/, ` ${dir}/$1`)),
+          `sentinel monitor tlsgroup 127.0.0.1 ${port} 1`,
+          '',
+        ].join('\n'),
+      );
+      const sentinel = await RedisProcess.start([conf, '--sentinel'], /\+monitor master/);
+      try {
+        const url = `redis-sentinel://127.0.0.1:${sentinelPort}/tlsgroup?tls=true`;
+        expect((await connectWith('ca-good.pem', url)).connected).toBe(true);
+        const other = await connectWith('ca-other.pem', url);
+        expect(other.connected).toBe(false);
+      } finally {
+        await sentinel.stop();
+      }
     });
 
     it('refuses a certificate from another CA, and one from a CA Node does not bundle', async () => {
