@@ -89,6 +89,30 @@ describe('parseRedisUrl', () => {
     expect(problems('redis-sentinel://u:%E0%A4%A@s1:1/m')[0]).toBe('the credentials are not correctly percent-encoded');
   });
 
+  it('holds each part to its bounds: host names, IPv6 addresses, ports, master names', () => {
+    const hostProblem = 'the host: not a host name, an IPv4 address or an IPv6 address in brackets';
+    const portProblem = 'the host: needs a port from 1 to 65535 (host:port)';
+    const first = (raw: string) => problems(raw)[0];
+    expect(target('redis-sentinel://redis.internal.:1/m')).toMatchObject({ sentinels: [{ host: 'redis.internal.', port: 1 }] });
+    expect(target(`redis-sentinel://${'a'.repeat(63)}.b:1/m`)).toMatchObject({ kind: 'sentinel' });
+    expect(first(`redis-sentinel://${'a'.repeat(64)}.b:1/m`)).toBe(hostProblem);
+    expect(target(`redis-sentinel://${'a.'.repeat(126)}a:1/m`)).toMatchObject({ kind: 'sentinel' });
+    expect(first(`redis-sentinel://${'a.'.repeat(126)}ab:1/m`)).toBe(hostProblem);
+    expect(first('redis-sentinel://-a:1/m')).toBe(hostProblem);
+    expect(first('redis-sentinel://a..b:1/m')).toBe(hostProblem);
+    expect(first('redis-sentinel://[::1]/m')).toBe(portProblem);
+    expect(first('redis-sentinel://[::1]x:1/m')).toBe(hostProblem);
+    expect(first('redis-sentinel://[1::2::3]:1/m')).toBe(hostProblem);
+    expect(target('redis-sentinel://[fe80::1:2]:26379/m')).toMatchObject({ sentinels: [{ host: 'fe80::1:2', port: 26379 }] });
+    expect(first('redis-sentinel://s1:1e3/m')).toBe(portProblem);
+    expect(first('redis-sentinel://s1:/m')).toBe(portProblem);
+    expect(target('redis-sentinel://s1:1/my%2Dmaster')).toMatchObject({ name: 'my-master' });
+    expect(target(`redis-sentinel://s1:1/${'m'.repeat(128)}`)).toMatchObject({ name: 'm'.repeat(128) });
+    expect(first(`redis-sentinel://s1:1/${'m'.repeat(129)}`)).toMatch(/master name/);
+    expect(first('redis-sentinel://s1:1/m%ZZ')).toMatch(/master name/);
+    expect(first('redis-sentinel://%E0%A4%A:pw@s1:1/m')).toBe('the credentials are not correctly percent-encoded');
+  });
+
   it('never repeats the input in a message, a mistyped password included', () => {
     const secret = 'Sup3rS3cret';
     for (const raw of [
