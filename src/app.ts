@@ -11,7 +11,7 @@ import { Lifecycle } from './lib/lifecycle';
 import { LoadMonitor, SHED_REASONS } from './lib/load-monitor';
 import { countFailures, createMetrics, type Metrics } from './lib/metrics';
 import { createProbes, type Probes } from './lib/probes';
-import { Sessions } from './lib/sessions';
+import { REVOCATIONS, Sessions } from './lib/sessions';
 import { securityLog } from './lib/security-log';
 import { accessLog } from './middleware/access-log';
 import { admission } from './middleware/admission';
@@ -81,7 +81,16 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   const probes = options.probes ?? createProbes(rawDeps);
   metrics.watchDependencies(probes);
   const tokens = new AccessTokens(config.jwt);
-  const sessions = new Sessions(deps.store, config.jwt);
+  for (const revocation of REVOCATIONS) metrics.revocationUnreplicated.inc({ revocation }, 0);
+  const sessions = new Sessions(deps.store, config.jwt, {
+    onUnreplicated: (revocation) => {
+      metrics.revocationUnreplicated.inc({ revocation });
+      logger.warn('revocation not acknowledged by a replica in time; it stands on the primary, a failover now could lose it', {
+        revocation,
+        waitMs: config.redisReplicaWaitMs,
+      });
+    },
+  });
   const mounted: MountedRoute[] = [];
   let document: Record<string, unknown> | undefined;
   const ctx: ModuleContext = {

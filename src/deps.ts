@@ -1,12 +1,12 @@
 // The process's dependencies: the stores and the database, built from config. createApp receives
 // them, so tests can hand in their own (a separate Redis prefix, a fresh database).
 import type Redis from 'ioredis';
-import type { Config } from './config';
+import type { Config, RedisTarget } from './config';
 import { createDatabase, type Database } from './lib/db';
 import type { Logger } from './lib/logger';
 import { closeRedis, connectRedis, createRedisClient } from './lib/redis';
 import { MemoryStore } from './lib/store/memory-store';
-import { RedisStore } from './lib/store/redis-store';
+import { RedisStore, type Replication } from './lib/store/redis-store';
 import type { KeyValueStore } from './lib/store/types';
 
 export interface Dependencies {
@@ -29,12 +29,26 @@ export interface DependencyOptions {
   keyPrefix?: string;
 }
 
+/**
+ * Where the security Redis has replicas (a Sentinel group), revocations wait for one of them on a
+ * connection of their own (see Replication); one server has none to wait for.
+ */
+async function replicationFor(
+  config: Config,
+  redisFor: (target: RedisTarget, role: string, commandTimeoutMs: number) => Promise<Redis>,
+): Promise<Replication | undefined> {
+  if (config.redisTarget?.kind !== 'sentinel' || config.redisReplicaWaitMs === 0) return undefined;
+  // The WAIT itself may take its whole bound: the command timeout comes on top of it.
+  const client = await redisFor(config.redisTarget, 'revocation', config.redisCommandTimeoutMs + config.redisReplicaWaitMs);
+  return { client, waitMs: config.redisReplicaWaitMs };
+}
+
 export async function createDependencies(config: Config, logger: Logger, options: DependencyOptions = {}): Promise<Dependencies> {
   const prefix = options.keyPrefix ?? config.redisKeyPrefix;
   const clients: Redis[] = [];
 
-  const redisFor = async (url: string, role: string): Promise<Redis> => {
-    const client = createRedisClient({ url, role, commandTimeoutMs: config.redisCommandTimeoutMs, logger });
+  const redisFor = async (target: RedisTarget, role: string, commandTimeoutMs = config.redisCommandTimeoutMs): Promise<Redis> => {
+    const client = createRedisClient({ target, tlsCa: config.redisTlsCa, role, commandTimeoutMs, logger });
     clients.push(client);
     if (!(await connectRedis(client, REDIS_CONNECT_WAIT_MS))) {
       logger.warn('redis not reachable at start-up; continuing and reconnecting in the background', { role });
@@ -44,16 +58,16 @@ export async function createDependencies(config: Config, logger: Logger, options
 
   let security: Redis | undefined;
   let store: KeyValueStore;
-  if (config.redisUrl) {
-    security = await redisFor(config.redisUrl, 'security');
-    store = new RedisStore(security, prefix);
+  if (config.redisTarget) {
+    security = await redisFor(config.redisTarget, 'security');
+    store = new RedisStore(security, prefix, await replicationFor(config, redisFor));
   } else {
     store = new MemoryStore(prefix);
   }
   // The cache may live in its own (evicting) Redis; with the same URL it shares the connection.
   let cache: KeyValueStore;
-  if (config.cacheRedisUrl) {
-    const cacheClient = security && config.cacheRedisUrl === config.redisUrl ? security : await redisFor(config.cacheRedisUrl, 'cache');
+  if (config.cacheRedisTarget) {
+    const cacheClient = security && config.cacheRedisUrl === config.redisUrl ? security : await redisFor(config.cacheRedisTarget, 'cache');
     cache = new RedisStore(cacheClient, `${prefix}cache:`);
   } else {
     cache = new MemoryStore(`${prefix}cache:`);

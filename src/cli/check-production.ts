@@ -4,9 +4,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import bytes from 'bytes';
-import Redis from 'ioredis';
 import pg from 'pg';
-import { ConfigError, loadConfig, type Config, type Env } from '../config';
+import { ConfigError, loadConfig, type Config, type Env, type RedisTarget } from '../config';
+import { describeRedisTarget } from '../config/redis-url';
+import { newRedis } from '../lib/redis';
 import { redactString } from '../lib/redact';
 import { appContainer, containerEnv, kubernetesProblems, renderOverlay, type K8sObject } from './kubernetes-policy';
 
@@ -100,10 +101,20 @@ function checkTrustProxy(config: Config): Finding {
   return { ok: true, check: 'trust proxy', message: `TRUST_PROXY=${JSON.stringify(tp)}` };
 }
 
-async function checkRedis(url: string, role: string, mustNotEvict: boolean): Promise<Finding> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, connectTimeout: 2000, commandTimeout: 2000, retryStrategy: () => null });
+/** Reachable, and (for security state) a policy that never evicts; one server or a Sentinel group. */
+export async function checkRedis(target: RedisTarget, tlsCa: string | undefined, role: string, mustNotEvict: boolean): Promise<Finding> {
+  const client = newRedis(target, tlsCa, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 2000,
+    commandTimeout: 2000,
+    retryStrategy: () => null,
+    // One pass over the sentinels, no failover watch: the doctor connects once and leaves.
+    sentinelRetryStrategy: () => null,
+    failoverDetector: false,
+  });
   client.on('error', () => undefined);
-  const where = redactString(url);
+  const where = describeRedisTarget(target);
   try {
     await client.connect();
     // INFO works where CONFIG is renamed away (as in the compose file).
@@ -276,8 +287,9 @@ export async function runChecks(options: Options): Promise<Finding[]> {
     });
   }
   if (options.connect) {
-    findings.push(await checkRedis(config.redisUrl!, 'security', true));
-    if (config.cacheRedisUrl && config.cacheRedisUrl !== config.redisUrl) findings.push(await checkRedis(config.cacheRedisUrl, 'cache', false));
+    findings.push(await checkRedis(config.redisTarget!, config.redisTlsCa, 'security', true));
+    if (config.cacheRedisTarget && config.cacheRedisUrl !== config.redisUrl)
+      findings.push(await checkRedis(config.cacheRedisTarget, config.redisTlsCa, 'cache', false));
     findings.push(await checkDatabase(config));
   }
   if (kubernetes) return [...findings, ...kubernetes];

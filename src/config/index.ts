@@ -2,7 +2,10 @@
 // Every problem is collected and reported together, so an operator fixes a deployment in one pass.
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import { parseBoolean, parseByteSize, parseDurationMs, parseAddressList, parseOrigins, parseTrustProxy, type TrustProxy } from './parsers';
+import { parseBoolean, parseByteSize, parseDurationMs, parseAddressList, parseOrigins, parseTrustProxy, readPemCertificates, type TrustProxy } from './parsers';
+import { parseRedisUrl, type RedisTarget } from './redis-url';
+
+export type { RedisEndpoint, RedisTarget } from './redis-url';
 
 export type Env = Record<string, string | undefined>;
 
@@ -46,6 +49,28 @@ function integer(min: number, max: number) {
   });
 }
 
+/** A Redis location in any of its forms (see redis-url.ts), every problem of it reported. */
+function redisUrl() {
+  return z.string().transform((raw, ctx): { url: string; target: RedisTarget } => {
+    const parsed = parseRedisUrl(raw);
+    if (!parsed.ok) {
+      for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
+      return z.NEVER;
+    }
+    if (parsed.target.kind === 'cluster') {
+      // Commands over several keys (the session check's MGET, the cache's version and entry) are
+      // refused by a Cluster when the keys sit in different slots: they need hash tags first.
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'a Redis Cluster (redis-cluster://) is not supported yet: the session check and the cache read several keys in one command, which a Cluster refuses across slots; use one server or a Sentinel group',
+      });
+      return z.NEVER;
+    }
+    return { url: raw.trim(), target: parsed.target };
+  });
+}
+
 const LOG_LEVELS = ['error', 'warn', 'info', 'http', 'verbose', 'debug', 'silly'] as const;
 
 const rateLimitFields = Object.fromEntries(
@@ -59,8 +84,10 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: integer(0, 65535).default(3000),
   HOST: z.string().min(1).optional(),
-  REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
-  CACHE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+  REDIS_URL: redisUrl().optional(),
+  CACHE_REDIS_URL: redisUrl().optional(),
+  // PEM file of the certificate authorities a Redis server's TLS certificate must chain to.
+  REDIS_TLS_CA_FILE: from(readPemCertificates).optional(),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[\w:.-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ : . -')
@@ -102,6 +129,8 @@ const envSchema = z.object({
   SHED_MAX_IN_FLIGHT: integer(0, 1_000_000).default(512),
   SHED_HEAP_USED_PERCENT: integer(0, 100).default(90),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
+  // With replicas (Sentinel): how long a revocation waits for one to acknowledge it (WAIT); 0: no wait.
+  REDIS_REPLICA_WAIT_MS: integer(0, 5000).default(200),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
   // DATABASE_URL is a pooler in transaction mode (PgBouncer): no session settings at connection.
@@ -123,8 +152,13 @@ export interface Config {
   readonly isProduction: boolean;
   readonly port: number;
   readonly host: string | undefined;
+  /** REDIS_URL as given (trimmed): one server, or a Sentinel group (redis-sentinel://). */
   readonly redisUrl: string | undefined;
+  readonly redisTarget: RedisTarget | undefined;
   readonly cacheRedisUrl: string | undefined;
+  readonly cacheRedisTarget: RedisTarget | undefined;
+  /** PEM text of the CAs that TLS connections to Redis verify the server against (REDIS_TLS_CA_FILE). */
+  readonly redisTlsCa: string | undefined;
   /** Prefix of every Redis key this service writes (several apps can share one Redis). */
   readonly redisKeyPrefix: string;
   readonly databaseUrl: string | undefined;
@@ -167,6 +201,8 @@ export interface Config {
     readonly maxHeapUsedPercent: number;
   };
   readonly redisCommandTimeoutMs: number;
+  /** Sentinel only: a revocation waits this long at most for a replica's acknowledgement (0: never). */
+  readonly redisReplicaWaitMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
   /** DATABASE_URL reaches a transaction-mode pooler: nothing is set per connection (DB_TRANSACTION_POOLING). */
@@ -297,6 +333,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (!e.REDIS_URL) {
     warnings.push('REDIS_URL not set: using an in-process store (single process only; rate limits and revocation are not shared)');
   }
+  if (e.REDIS_TLS_CA_FILE !== undefined && !e.REDIS_URL?.target.tls && !e.CACHE_REDIS_URL?.target.tls) {
+    warnings.push('REDIS_TLS_CA_FILE is set, but neither REDIS_URL nor CACHE_REDIS_URL uses TLS (rediss://, or tls=true): the CA is not used');
+  }
   if (!e.DATABASE_URL) {
     warnings.push('DATABASE_URL not set: using embedded PGlite in memory (development only; data is lost on exit)');
   }
@@ -317,8 +356,11 @@ export function loadConfig(env: Env = process.env): Config {
     isProduction: e.NODE_ENV === 'production',
     port: e.PORT,
     host: e.HOST,
-    redisUrl: e.REDIS_URL,
-    cacheRedisUrl: e.CACHE_REDIS_URL ?? e.REDIS_URL,
+    redisUrl: e.REDIS_URL?.url,
+    redisTarget: e.REDIS_URL?.target,
+    cacheRedisUrl: (e.CACHE_REDIS_URL ?? e.REDIS_URL)?.url,
+    cacheRedisTarget: (e.CACHE_REDIS_URL ?? e.REDIS_URL)?.target,
+    redisTlsCa: e.REDIS_TLS_CA_FILE,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     databaseUrl: e.DATABASE_URL,
     jwt: Object.freeze({
@@ -354,6 +396,7 @@ export function loadConfig(env: Env = process.env): Config {
       maxHeapUsedPercent: e.SHED_HEAP_USED_PERCENT,
     }),
     redisCommandTimeoutMs: e.REDIS_COMMAND_TIMEOUT_MS,
+    redisReplicaWaitMs: e.REDIS_REPLICA_WAIT_MS,
     dbStatementTimeoutMs: e.DB_STATEMENT_TIMEOUT_MS,
     dbPoolMax: e.DB_POOL_MAX,
     dbTransactionPooling: e.DB_TRANSACTION_POOLING,

@@ -1,5 +1,6 @@
 // Small parsers for environment strings. Each one returns a value or throws an Error whose
 // message is written for an operator ("must be ..."), so the config loader can list them all.
+import { readFileSync } from 'node:fs';
 import bytes from 'bytes';
 import proxyAddr from 'proxy-addr';
 
@@ -103,4 +104,19 @@ export function parseOrigins(raw: string): string[] {
     }
   }
   return list;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+
+/** A file of PEM certificates (a CA bundle) → its text; read once, at start-up. */
+export function readPemCertificates(raw: string): string {
+  let text: string;
+  try {
+    // eslint-disable-next-line security/detect-non-literal-fs-filename -- the operator names the file (REDIS_TLS_CA_FILE)
+    text = readFileSync(raw.trim(), 'utf8');
+  } catch (err) {
+    throw new Error(`cannot read the file (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
+  }
+  if (!PEM_CERTIFICATE.test(text)) throw new Error('the file holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  return text;
 }

@@ -17,6 +17,7 @@ export interface Metrics {
   revocationCheckFailures: Counter;
   /** Reports Redis and the database as reachable or not, and their round-trip time, at each scrape. */
   watchDependencies(probes: Probes): void;
+  revocationUnreplicated: Counter<'revocation'>;
 }
 
 const DEPENDENCIES = ['redis', 'database'] as const;
@@ -128,6 +129,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     revocationCheckFailures: new Counter({
       name: 'rampart_revocation_check_failures_total',
       help: 'Authenticated requests refused with 503 because the revocation store (Redis) could not answer',
+      registers: [registry],
+    }),
+    revocationUnreplicated: new Counter({
+      name: 'rampart_revocation_unreplicated_total',
+      help: 'Revocations answered as done that no replica acknowledged within REDIS_REPLICA_WAIT_MS (they stand on the primary; a failover now could lose them), by revocation',
+      labelNames: ['revocation'],
       registers: [registry],
     }),
   };

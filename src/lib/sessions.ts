@@ -80,6 +80,15 @@ function isCurrent(session: SessionRecord, gen: string | null | undefined): bool
   return session.gen >= Number(gen ?? 0);
 }
 
+/** The revocations that wait for a replica (see KeyValueStore.durably), as metric labels. */
+export const REVOCATIONS = ['logout', 'all_sessions', 'session', 'refresh_reuse'] as const;
+export type Revocation = (typeof REVOCATIONS)[number];
+
+export interface SessionsOptions {
+  /** A revocation no replica acknowledged in time: it stands on the primary, a failover may lose it. */
+  onUnreplicated?: (revocation: Revocation) => void;
+}
+
 export interface IssuedSession {
   sessionId: string;
   refreshToken: string;
@@ -92,8 +101,17 @@ export class Sessions {
   constructor(
     private readonly kv: KeyValueStore,
     private readonly jwt: Config['jwt'],
+    private readonly options: SessionsOptions = {},
   ) {
     this.hmacKeys = [jwt.refreshSecret, ...jwt.previousRefreshSecrets].map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
+  }
+
+  /**
+   * A revocation answered as done must survive a failover: its writes wait for a replica. When
+   * none acknowledges in time the revocation still holds (on the primary), and it is reported.
+   */
+  private async durably(revocation: Revocation, write: (kv: KeyValueStore) => Promise<unknown>): Promise<void> {
+    if (!(await this.kv.durably(write))) this.options.onUnreplicated?.(revocation);
   }
 
   private refreshKey(token: string, key = this.hmacKeys[0]!): string {
@@ -171,7 +189,7 @@ export class Sessions {
         if (!previous || previous.sid !== sid)
           throw new AppError('invalid_grant', { security: { reason: 'unknown or expired refresh token', sessionId: sid, userId: session.uid } });
         if (previous.state === 'used') {
-          await this.kv.del([`sess:${sid}`]);
+          await this.durably('refresh_reuse', (kv) => kv.del([`sess:${sid}`]));
           throw new RefreshReuseError(sid, session.uid);
         }
         const [refreshToken] = await Promise.all([
@@ -186,13 +204,13 @@ export class Sessions {
   /** Logout: this access token and its whole session. */
   async revoke(claims: AccessClaims): Promise<void> {
     const remainingMs = claims.exp * 1000 - Date.now() + 10_000;
-    await guard(Promise.all([this.kv.set(`bl:${claims.jti}`, '1', Math.max(remainingMs, 1000)), this.kv.del([`sess:${claims.sid}`])]));
+    await guard(this.durably('logout', (kv) => Promise.all([kv.set(`bl:${claims.jti}`, '1', Math.max(remainingMs, 1000)), kv.del([`sess:${claims.sid}`])])));
   }
 
   /** Logout-all: every session of the user existing now; sessions created afterwards work. */
   async revokeAll(userId: string): Promise<void> {
     // Outlives every session it revokes: each of those ends within sessionMaxAge from now.
-    await guard(this.kv.bump(`ugen:${userId}`, this.jwt.sessionMaxAgeMs));
+    await guard(this.durably('all_sessions', (kv) => kv.bump(`ugen:${userId}`, this.jwt.sessionMaxAgeMs)));
   }
 
   /** The user's live sessions, newest first; `current` marks the caller's. Ended ones leave the index. */
@@ -240,7 +258,9 @@ export class Sessions {
         const [raw, gen] = await this.kv.mget([`sess:${sessionId}`, `ugen:${userId}`]);
         const session = parse<SessionRecord>(raw);
         if (!session || session.uid !== userId || !isCurrent(session, gen)) return false;
-        await Promise.all([this.kv.del([`sess:${sessionId}`, `slast:${sessionId}`]), this.kv.removeFromSet(`usess:${userId}`, [sessionId])]);
+        await this.durably('session', (kv) =>
+          Promise.all([kv.del([`sess:${sessionId}`, `slast:${sessionId}`]), kv.removeFromSet(`usess:${userId}`, [sessionId])]),
+        );
         return true;
       })(),
     );

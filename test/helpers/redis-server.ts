@@ -1,8 +1,12 @@
 // A throw-away redis-server on a free loopback port, for tests that stop and restart Redis
 // (never the shared one on 6379). Stopped by the PID we started, nothing else.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RedisTarget } from '../../src/config';
 import { toolAvailable } from './services';
 
 export const HAS_REDIS_SERVER = toolAvailable(spawnSync('redis-server', ['--version']).status === 0, 'redis-server');
@@ -82,4 +86,63 @@ export async function blackHole(): Promise<{ port: number; close(): Promise<void
         srv.close(() => resolve());
       }),
   };
+}
+
+/** A one-server Redis target, as the configuration builds it from a redis:// URL. */
+export function serverTarget(url: string): RedisTarget {
+  return { kind: 'server', url, tls: url.startsWith('rediss://') };
+}
+
+/**
+ * A redis-server started with any arguments (TLS only, a replica, a sentinel), ready once its log
+ * says so. Stopped, paused and resumed by the PID this started; the log is kept for failures.
+ */
+export class RedisProcess {
+  private log = '';
+  private constructor(
+    private readonly child: ChildProcess,
+    private readonly dir: string,
+  ) {
+    child.stdout?.on('data', (d: Buffer) => (this.log += d.toString()));
+  }
+
+  static async start(args: readonly string[], ready = /Ready to accept connections|Sentinel ID is/, timeoutMs = 10_000): Promise<RedisProcess> {
+    // A sentinel must keep its configuration file (it rewrites it); a data server keeps nothing,
+    // and a replica's synchronisation file goes to a directory of its own, never the working one.
+    const dir = mkdtempSync(path.join(tmpdir(), 'rampart-redis-'));
+    const persistence = args.includes('--sentinel') ? [] : ['--save', '', '--appendonly', 'no', '--dir', dir];
+    const child = spawn('redis-server', [...args, ...persistence, '--daemonize', 'no'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const server = new RedisProcess(child, dir);
+    const deadline = Date.now() + timeoutMs;
+    while (!ready.test(server.log)) {
+      if (child.exitCode !== null || Date.now() > deadline) {
+        await server.stop();
+        throw new Error(`redis-server ${args.join(' ')} did not start:\n${server.log.slice(-2000)}`);
+      }
+      await sleep(25);
+    }
+    return server;
+  }
+
+  get output(): string {
+    return this.log;
+  }
+
+  /** SIGSTOP: the process keeps its sockets but answers nothing (a hung server). */
+  pause(): void {
+    this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child.kill('SIGCONT');
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      const exited = new Promise((resolve) => this.child.once('exit', resolve));
+      this.child.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
 }

@@ -8,7 +8,7 @@ import { RedisStore } from '../../src/lib/store/redis-store';
 import type { KeyValueStore } from '../../src/lib/store/types';
 import { deleteRedisPrefix } from '../helpers/app';
 import { captureLogger } from '../helpers/log-capture';
-import { blackHole, freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, TestRedisServer } from '../helpers/redis-server';
+import { blackHole, freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, serverTarget, TestRedisServer } from '../helpers/redis-server';
 import { NO_REDIS_REASON, REDIS_URL, uniqueSuffix } from '../helpers/services';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -136,7 +136,7 @@ storeContract('MemoryStore', async () => {
 
 describe.skipIf(!REDIS_URL)(`RedisStore on REDIS_URL${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
   storeContract('contract', async () => {
-    const client = createRedisClient({ url: REDIS_URL!, role: 'test', commandTimeoutMs: 500, logger });
+    const client = createRedisClient({ target: serverTarget(REDIS_URL!), role: 'test', commandTimeoutMs: 500, logger });
     expect(await connectRedis(client, 2000)).toBe(true);
     const prefix = `rampart:test:${uniqueSuffix()}:`;
     const store = new RedisStore(client, `${prefix}a:`);
@@ -152,7 +152,7 @@ describe.skipIf(!REDIS_URL)(`RedisStore on REDIS_URL${REDIS_URL ? '' : ` [${NO_R
   });
 
   it('gives every counter an expiry (nothing lingers forever)', async () => {
-    const client = createRedisClient({ url: REDIS_URL!, role: 'test', commandTimeoutMs: 500, logger });
+    const client = createRedisClient({ target: serverTarget(REDIS_URL!), role: 'test', commandTimeoutMs: 500, logger });
     await connectRedis(client, 2000);
     const prefix = `rampart:test:${uniqueSuffix()}:`;
     const store = new RedisStore(client, prefix);
@@ -170,7 +170,7 @@ describe.skipIf(!REDIS_URL)(`RedisStore on REDIS_URL${REDIS_URL ? '' : ` [${NO_R
 describe('Redis failure behaviour', () => {
   it('fails fast when Redis is down at start-up, and start-up goes on', async () => {
     const port = await freePort(); // nothing listens there
-    const client = createRedisClient({ url: `redis://127.0.0.1:${port}`, role: 'test', commandTimeoutMs: 200, logger });
+    const client = createRedisClient({ target: serverTarget(`redis://127.0.0.1:${port}`), role: 'test', commandTimeoutMs: 200, logger });
     const started = Date.now();
     expect(await connectRedis(client, 300)).toBe(false);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -185,7 +185,7 @@ describe('Redis failure behaviour', () => {
 
   it('bounds a command sent to a Redis that hangs by commandTimeout', async () => {
     const hole = await blackHole();
-    const client = createRedisClient({ url: `redis://127.0.0.1:${hole.port}`, role: 'test', commandTimeoutMs: 150, logger });
+    const client = createRedisClient({ target: serverTarget(`redis://127.0.0.1:${hole.port}`), role: 'test', commandTimeoutMs: 150, logger });
     // The TCP connect succeeds but the ready check never answers: the client never becomes ready.
     expect(await connectRedis(client, 300)).toBe(false);
     const store = new RedisStore(client, 'x:');
@@ -204,7 +204,7 @@ describe('Redis failure behaviour', () => {
     afterAll(async () => server?.stop());
 
     it('fails fast while down and works again after it returns (scripts reloaded)', async () => {
-      const client = createRedisClient({ url: server.url, role: 'test', commandTimeoutMs: 200, logger });
+      const client = createRedisClient({ target: serverTarget(server.url), role: 'test', commandTimeoutMs: 200, logger });
       expect(await connectRedis(client, 2000)).toBe(true);
       const store = new RedisStore(client, 'restart:');
       expect((await store.hit('n', 60_000)).count).toBe(1);
@@ -224,7 +224,7 @@ describe('Redis failure behaviour', () => {
 
     it('recovers when Redis was down at start-up', async () => {
       await server.stop();
-      const client = createRedisClient({ url: server.url, role: 'test', commandTimeoutMs: 200, logger });
+      const client = createRedisClient({ target: serverTarget(server.url), role: 'test', commandTimeoutMs: 200, logger });
       expect(await connectRedis(client, 200)).toBe(false);
       const store = new RedisStore(client, 'late:');
       await expect(store.hit('n', 60_000)).rejects.toThrow();

@@ -48,6 +48,7 @@ const INTEGER_SETTINGS: IntegerSetting[] = [
   { name: 'SHED_MAX_IN_FLIGHT', min: 0, max: 1_000_000, read: (c) => c.shed.maxInFlight },
   { name: 'SHED_HEAP_USED_PERCENT', min: 0, max: 100, read: (c) => c.shed.maxHeapUsedPercent },
   { name: 'REDIS_COMMAND_TIMEOUT_MS', min: 10, max: 5000, read: (c) => c.redisCommandTimeoutMs },
+  { name: 'REDIS_REPLICA_WAIT_MS', min: 0, max: 5000, read: (c) => c.redisReplicaWaitMs },
   { name: 'DB_STATEMENT_TIMEOUT_MS', min: 10, max: 60_000, read: (c) => c.dbStatementTimeoutMs },
   { name: 'DB_POOL_MAX', min: 1, max: 200, read: (c) => c.dbPoolMax },
   // Every rate-limit scope the schema reads: a count of requests, and a window from 1 s to 7 days.

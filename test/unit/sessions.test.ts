@@ -50,8 +50,23 @@ async function setup(jwt: Partial<Config['jwt']> = {}) {
     if (name === 'set' || name === 'swapIfExists') writes.push({ key: args[0] as string, value: args[1] as string, ttlMs: args[2] as number });
     if (name === 'bump' || name === 'addToSet') writes.push({ key: args[0] as string, ttlMs: args[name === 'bump' ? 1 : 2] as number });
   });
+  // Revocations go through durably(): their writes are recorded too, and whether a replica
+  // acknowledged them is the test's to choose.
+  const replicas = { acknowledge: true };
+  const store = new Proxy(recorded, {
+    get: (target, name, receiver) =>
+      name === 'durably'
+        ? async (write: (s: KeyValueStore) => Promise<unknown>) => {
+            calls.push('durably');
+            await write(recorded);
+            return replicas.acknowledge;
+          }
+        : (Reflect.get(target, name, receiver) as unknown),
+  });
+  const unreplicated: string[] = [];
   const config = { ...JWT_CONFIG, ...jwt };
-  return { m, kv, writes, calls, config, sessions: new m.sessions.Sessions(recorded, config) };
+  const sessions = new m.sessions.Sessions(store, config, { onUnreplicated: (revocation) => unreplicated.push(revocation) });
+  return { m, kv, writes, calls, config, sessions, replicas, unreplicated };
 }
 
 const json = async (kv: KeyValueStore, key: string) => JSON.parse((await kv.get(key)) ?? 'null') as Record<string, unknown> | null;
@@ -297,6 +312,46 @@ describe('revocation', () => {
       expect(await kv.get(key), key).toBeNull();
     expect(await kv.setMembers('usess:user-1')).toEqual([]);
     expect(await kv.get('ugen:user-1')).toBe('1');
+  });
+});
+
+describe('revocations and replicas', () => {
+  it('writes every revocation through durably(), and reports each one no replica acknowledged, by kind', async () => {
+    const { sessions, calls, replicas, unreplicated } = await setup();
+    const a = await sessions.create('user-1');
+    const b = await sessions.create('user-1');
+    const c = await sessions.create('user-1');
+    expect(calls).not.toContain('durably');
+    await sessions.revoke(claimsOf('user-1', a.sessionId));
+    await sessions.revokeSession('user-1', b.sessionId);
+    await sessions.revokeAll('user-1');
+    expect(calls.filter((n) => n === 'durably')).toHaveLength(3);
+    expect(unreplicated).toEqual([]);
+
+    replicas.acknowledge = false;
+    await sessions.revoke(claimsOf('user-1', c.sessionId));
+    const d = await sessions.create('user-1');
+    expect(await sessions.revokeSession('user-1', d.sessionId)).toBe(true);
+    await sessions.revokeAll('user-1');
+    const e = await sessions.create('user-1');
+    await sessions.rotate(e.refreshToken);
+    await sessions.rotate(e.refreshToken).catch(() => undefined);
+    expect(unreplicated).toEqual(['logout', 'session', 'all_sessions', 'refresh_reuse']);
+    // Not acknowledged is not failed: the revocations hold.
+    expect(await sessions.isActive(claimsOf('user-1', c.sessionId))).toBe(false);
+    expect(await sessions.isActive(claimsOf('user-1', e.sessionId))).toBe(false);
+  });
+
+  it('skips nothing and reports nothing where nobody listens, and the in-process store has no replicas to wait for', async () => {
+    const m = await load();
+    const kv = new m.store.MemoryStore('test:');
+    let written: KeyValueStore | undefined;
+    expect(await kv.durably(async (s) => (written = s))).toBe(true);
+    expect(written).toBe(kv);
+    const unacknowledged = new Proxy(kv, { get: (t, n, r) => (n === 'durably' ? async () => false : (Reflect.get(t, n, r) as unknown)) });
+    const sessions = new m.sessions.Sessions(unacknowledged, JWT_CONFIG);
+    await expect(sessions.revokeAll('user-1')).resolves.toBeUndefined();
+    expect(m.sessions.REVOCATIONS).toEqual(['logout', 'all_sessions', 'session', 'refresh_reuse']);
   });
 });
 

@@ -128,6 +128,12 @@ export class MemoryStore implements KeyValueStore {
     if (entry) entry.value = String(Math.max(0, Number(entry.value) - 1));
   }
 
+  /** One process, no replicas: nothing to wait for. */
+  async durably(write: (store: KeyValueStore) => Promise<unknown>): Promise<boolean> {
+    await write(this);
+    return true;
+  }
+
   async ping(): Promise<number> {
     this.assertOpen();
     return 0;

@@ -33,13 +33,26 @@ interface ScriptedRedis extends Redis {
   rampartUnhit(key: string): Promise<number>;
 }
 
+/**
+ * Where revocations wait for a replica: WAIT blocks the connection it is sent on and counts only
+ * that connection's writes, so durable writes and their WAIT go over a connection of their own,
+ * never holding up the request path's shared one.
+ */
+export interface Replication {
+  client: Redis;
+  /** WAIT 1 <waitMs>: how long a revocation waits for one replica's acknowledgement. */
+  waitMs: number;
+}
+
 export class RedisStore implements KeyValueStore {
   readonly kind = 'redis' as const;
   private readonly redis: ScriptedRedis;
+  private readonly durable: { store: RedisStore; replication: Replication } | undefined;
 
   constructor(
     client: Redis,
     readonly prefix = '',
+    replication?: Replication,
   ) {
     // defineCommand is idempotent per name on a client, so several stores can share one client.
     if (!('rampartHit' in client)) {
@@ -48,6 +61,7 @@ export class RedisStore implements KeyValueStore {
       client.defineCommand('rampartBump', { numberOfKeys: 1, lua: BUMP_SCRIPT });
     }
     this.redis = client as ScriptedRedis;
+    this.durable = replication && { store: new RedisStore(replication.client, prefix), replication };
   }
 
   get client(): Redis {
@@ -118,6 +132,18 @@ export class RedisStore implements KeyValueStore {
 
   async unhit(key: string): Promise<void> {
     await this.redis.rampartUnhit(this.prefix + key);
+  }
+
+  async durably(write: (store: KeyValueStore) => Promise<unknown>): Promise<boolean> {
+    if (!this.durable) {
+      await write(this);
+      return true;
+    }
+    const { store, replication } = this.durable;
+    await write(store);
+    // The writes are done on the primary: a WAIT that fails or times out leaves them standing there.
+    const acknowledged = await replication.client.wait(1, replication.waitMs).catch(() => 0);
+    return acknowledged >= 1;
   }
 
   ping(): Promise<number> {

@@ -38,6 +38,13 @@ export interface KeyValueStore {
   removeFromSet(key: string, members: readonly string[]): Promise<void>;
   /** Undoes one hit (express-rate-limit's skipSuccessfulRequests and friends). */
   unhit(key: string): Promise<void>;
+  /**
+   * Runs writes that must survive a failover (revocations), then waits a bounded time for a
+   * replica to acknowledge them. Resolves false when a replica should have and none did in time
+   * (the writes stand on the primary all the same); true otherwise, at once where there are no
+   * replicas to wait for. Rejects when a write fails.
+   */
+  durably(write: (store: KeyValueStore) => Promise<unknown>): Promise<boolean>;
   /** Round-trip time in ms; throws when the store cannot answer within its timeout. */
   ping(): Promise<number>;
   /** True when commands can be sent now (connected); false while down or reconnecting. */
