@@ -20,6 +20,7 @@ class SharedRateLimitStore implements Store {
   constructor(
     private readonly kv: KeyValueStore,
     readonly prefix: string,
+    private readonly onDecrementError: (err: Error) => void,
   ) {}
 
   init(options: Options): void {
@@ -31,8 +32,11 @@ class SharedRateLimitStore implements Store {
     return this.kv.hit(this.prefix + key, this.windowMs).then(({ count, resetInMs }) => ({ totalHits: count, resetTime: new Date(Date.now() + resetInMs) }));
   }
 
+  // A success that cannot take its hit back (the store went down meanwhile) still counts against
+  // the limit: the cautious direction. Handled here, so it reaches the app's log and not
+  // express-rate-limit's console.error with a stack.
   async decrement(key: string): Promise<void> {
-    await this.kv.unhit(this.prefix + key);
+    await this.kv.unhit(this.prefix + key).catch(this.onDecrementError);
   }
 
   // Required of a store; express-rate-limit calls it only from limiter.resetKey(), which the app never calls.
@@ -106,7 +110,9 @@ export interface LimiterOptions {
 
 export function rateLimiter(options: LimiterOptions): RequestHandler {
   const { name, rule, logger, failOpen } = options;
-  const store = new SharedRateLimitStore(options.store, `rl:${name}:`);
+  const store = new SharedRateLimitStore(options.store, `rl:${name}:`, (err) =>
+    logger.warn('rate limit store unavailable; a success still counts against the limit', { limiter: name, error: err.message }),
+  );
   const limiter = rateLimit({
     windowMs: rule.windowMs,
     limit: rule.max,

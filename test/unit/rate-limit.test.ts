@@ -23,6 +23,8 @@ type LimiterOptions = Parameters<Modules['limits']['rateLimiter']>[0];
 interface Setup extends Partial<Omit<LimiterOptions, 'store' | 'logger'>> {
   /** The store fails every call. */
   down?: boolean;
+  /** The store fails calls of this method only. */
+  downFor?: string;
 }
 
 /** An app limited by one limiter; /ok answers 200, /status/:code that status. */
@@ -33,13 +35,13 @@ async function limited(setup: Setup = {}) {
   const store = watched<KeyValueStore>(
     memory,
     (name, args) => calls.push(`${name} ${args.map((a) => JSON.stringify(a)).join(' ')}`),
-    () => (setup.down ? new Error('connection refused') : undefined),
+    (name) => (setup.down || name === setup.downFor ? new Error('connection refused') : undefined),
   );
   const log = captureLogger('debug');
   const refusals: string[] = [];
   const storeErrors: string[] = [];
   const events: SecurityEvent[] = [];
-  const { down: _down, ...options } = setup;
+  const { down: _down, downFor: _downFor, ...options } = setup;
   const app = express();
   app.set('trust proxy', false);
   app.use(
@@ -102,6 +104,23 @@ describe('rateLimiter', () => {
     await request(app).get('/status/422').expect(422);
     expect((await request(app).get('/status/401')).status).toBe(429);
     expect(calls.filter((c) => c.startsWith('unhit'))).toEqual(Array(4).fill('unhit "rl:login:k"'));
+  });
+
+  it('logs a success that could not take its hit back in the app log, once, and answers as usual', async () => {
+    const { app, logged } = await limited({ countFailuresOnly: true, key: () => 'k', downFor: 'unhit' });
+    const errors: unknown[] = [];
+    const original = console.error;
+    console.error = (...args: unknown[]) => errors.push(args);
+    try {
+      await request(app).get('/ok').expect(200);
+      await new Promise((r) => setImmediate(r));
+    } finally {
+      console.error = original;
+    }
+    expect(errors).toEqual([]); // nothing on stderr outside the JSON log
+    expect(logged().filter((l) => l.message === 'rate limit store unavailable; a success still counts against the limit')).toEqual([
+      expect.objectContaining({ level: 'warn', limiter: 'login', error: 'connection refused' }),
+    ]);
   });
 
   it('counts only the failure status it is given, when given one', async () => {
