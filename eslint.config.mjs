@@ -56,7 +56,7 @@ const boundaries = [
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'docs/**'],
+    ignores: ['dist/**', 'coverage/**', 'node_modules/**', 'docs/**', '.stryker-tmp/**', 'reports/**'],
   },
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
