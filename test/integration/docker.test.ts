@@ -299,7 +299,9 @@ describe('Dockerfile.backend, its steps run outside a container', () => {
     expect(await exited).toBe(0);
     expect(output).toMatch(/shutdown complete/);
     expect(readdirSync(app).sort()).toEqual(['dist', 'migrations', 'node_modules', 'package.json']);
-  }, 180_000);
+    // Two npm installs and a build, as the image's stages do: about 2.5 minutes alone on two cores,
+    // twice that while other test files run beside it.
+  }, 420_000);
 
   // Under a memory cgroup of our own (v1 or v2) where this runs as root; elsewhere (CI runs as a
   // user) against the memory node sees, which is the cgroup limit inside a container.
