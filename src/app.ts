@@ -156,6 +156,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   // Admission control first: a request refused for overload costs as little as possible.
   const load = options.load ?? new LoadMonitor(config.shed);
   for (const reason of SHED_REASONS) metrics.shed.inc({ reason }, 0); // present from the start, so a rate can be taken at once
+  metrics.countInFlight(() => load.inFlight);
   app.use(series(admission({ load, logger, onShed: (reason) => metrics.shed.inc({ reason }) }), accessLog(logger), httpMetrics(metrics)));
 
   // Everything under /api/v1 goes through the API middleware, run as one layer.

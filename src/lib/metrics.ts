@@ -7,6 +7,8 @@ export interface Metrics {
   registry: Registry;
   httpDuration: Histogram<'method' | 'route' | 'status_code'>;
   inFlight: Gauge;
+  /** Where http_requests_in_flight is read at each scrape: admission control's own count. */
+  countInFlight(source: () => number): void;
   dependencyErrors: Counter<'dependency'>;
   cacheEvents: Counter<'route' | 'result'>;
   rateLimited: Counter<'limiter'>;
@@ -67,10 +69,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       for (const { name, result } of await probeAll()) if (result.latencyMs !== undefined) this.set({ dependency: name }, result.latencyMs / 1000);
     },
   });
+  let inFlightNow = () => 0;
   const metrics: Metrics = {
     registry,
     watchDependencies: (source) => {
       probes = source;
+    },
+    countInFlight: (source) => {
+      inFlightNow = source;
     },
     httpDuration: new Histogram({
       name: 'http_request_duration_seconds',
@@ -79,10 +85,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers: [registry],
     }),
+    // Read when scraped instead of counted per request: admission control already counts them.
     inFlight: new Gauge({
       name: 'http_requests_in_flight',
       help: 'HTTP requests being served now',
       registers: [registry],
+      collect() {
+        this.set(inFlightNow());
+      },
     }),
     dependencyErrors: new Counter({
       name: 'rampart_dependency_errors_total',

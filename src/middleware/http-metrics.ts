@@ -1,5 +1,5 @@
-// Request metrics: a duration histogram labelled by method, route template and status code, and a
-// gauge of requests in flight. The label is the matched route's template (/api/v1/items/:id: routes
+// Request metrics: a duration histogram labelled by method, route template and status code (the
+// gauge of requests in flight is read from admission control's count). The label is the matched route's template (/api/v1/items/:id: routes
 // are declared with full paths, see mountAt), never the raw path: ids in labels would create a
 // series per item. Unmatched paths share one label.
 import type { RequestHandler } from 'express';
@@ -12,9 +12,7 @@ const UNMATCHED_ROUTE = '(unmatched)';
 export function httpMetrics(metrics: Metrics): RequestHandler {
   return (req, res, next) => {
     const stop = metrics.httpDuration.startTimer();
-    metrics.inFlight.inc();
     onFinished(res, () => {
-      metrics.inFlight.dec();
       const path = (req.route as { path?: unknown } | undefined)?.path;
       stop({ method: req.method, route: typeof path === 'string' ? path : UNMATCHED_ROUTE, status_code: String(answeredStatus(res)) });
     });

@@ -114,6 +114,8 @@ describe('admission control', () => {
       const port = (server.address() as { port: number }).port;
       const slow = [1, 2].map(() => fetch(`http://127.0.0.1:${port}/api/v1/_diag/slow?ms=1500`));
       await new Promise((r) => setTimeout(r, 500)); // both are in the handler by now
+      // The gauge is read from the same count when scraped.
+      expect((await request(ctx.app).get('/metrics')).text).toMatch(/^http_requests_in_flight 2$/m);
       const third = await fetch(`http://127.0.0.1:${port}/api/v1/items`);
       expect(third.status).toBe(503);
       expect(((await third.json()) as { error: { code: string } }).error.code).toBe('service_unavailable');
