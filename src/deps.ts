@@ -1,10 +1,9 @@
 // The process's dependencies: the stores and the database, built from config. createApp receives
 // them, so tests can hand in their own (a separate Redis prefix, a fresh database).
-import type Redis from 'ioredis';
 import type { Config, RedisTarget } from './config';
 import { createDatabase, type Database } from './lib/db';
 import type { Logger } from './lib/logger';
-import { closeRedis, connectRedis, createRedisClient } from './lib/redis';
+import { closeRedis, connectRedis, createRedisClient, type RedisClient } from './lib/redis';
 import { MemoryStore } from './lib/store/memory-store';
 import { RedisStore, type Replication } from './lib/store/redis-store';
 import type { KeyValueStore } from './lib/store/types';
@@ -30,14 +29,15 @@ export interface DependencyOptions {
 }
 
 /**
- * Where the security Redis has replicas (a Sentinel group), revocations wait for one of them on a
- * connection of their own (see Replication); one server has none to wait for.
+ * Where the security Redis has replicas (a Sentinel group, a Cluster), revocations wait for one of
+ * them on a connection of their own (see Replication): on a Cluster, a client of its own with one
+ * connection per master. One server has none to wait for.
  */
 async function replicationFor(
   config: Config,
-  redisFor: (target: RedisTarget, role: string, commandTimeoutMs: number) => Promise<Redis>,
+  redisFor: (target: RedisTarget, role: string, commandTimeoutMs: number) => Promise<RedisClient>,
 ): Promise<Replication | undefined> {
-  if (config.redisTarget?.kind !== 'sentinel' || config.redisReplicaWaitMs === 0) return undefined;
+  if (config.redisTarget === undefined || config.redisTarget.kind === 'server' || config.redisReplicaWaitMs === 0) return undefined;
   // The WAIT itself may take its whole bound: the command timeout comes on top of it.
   const client = await redisFor(config.redisTarget, 'revocation', config.redisCommandTimeoutMs + config.redisReplicaWaitMs);
   return { client, waitMs: config.redisReplicaWaitMs };
@@ -45,10 +45,10 @@ async function replicationFor(
 
 export async function createDependencies(config: Config, logger: Logger, options: DependencyOptions = {}): Promise<Dependencies> {
   const prefix = options.keyPrefix ?? config.redisKeyPrefix;
-  const clients: Redis[] = [];
+  const clients: RedisClient[] = [];
 
-  const redisFor = async (target: RedisTarget, role: string, commandTimeoutMs = config.redisCommandTimeoutMs): Promise<Redis> => {
-    const client = createRedisClient({ target, tlsCa: config.redisTlsCa, role, commandTimeoutMs, logger });
+  const redisFor = async (target: RedisTarget, role: string, commandTimeoutMs = config.redisCommandTimeoutMs): Promise<RedisClient> => {
+    const client = createRedisClient({ target, tlsCa: config.redisTlsCa, natMap: config.redisClusterNatMap, role, commandTimeoutMs, logger });
     clients.push(client);
     if (!(await connectRedis(client, REDIS_CONNECT_WAIT_MS))) {
       logger.warn('redis not reachable at start-up; continuing and reconnecting in the background', { role });
@@ -56,7 +56,7 @@ export async function createDependencies(config: Config, logger: Logger, options
     return client;
   };
 
-  let security: Redis | undefined;
+  let security: RedisClient | undefined;
   let store: KeyValueStore;
   if (config.redisTarget) {
     security = await redisFor(config.redisTarget, 'security');

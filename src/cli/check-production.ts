@@ -7,7 +7,9 @@ import bytes from 'bytes';
 import pg from 'pg';
 import { ConfigError, loadConfig, type Config, type Env, type RedisTarget } from '../config';
 import { describeRedisTarget } from '../config/redis-url';
-import { newRedis } from '../lib/redis';
+import type { Cluster, Redis } from 'ioredis';
+import { newRedis, type RedisAccess } from '../lib/redis';
+import { withTimeout } from '../lib/timeout';
 import { redactString } from '../lib/redact';
 import { appContainer, containerEnv, kubernetesProblems, renderOverlay, type K8sObject } from './kubernetes-policy';
 
@@ -31,7 +33,8 @@ const USAGE = `Usage: scripts/check-production [--env-file FILE] [--ecosystem FI
 Checks a production configuration and reports each problem:
   configuration   every variable the app validates (secrets, TRUST_PROXY, CORS, ...)
   trust proxy     X-Forwarded-For trusted neither too much nor too little
-  redis           reachable, and an eviction policy that can never drop security keys
+  redis           reachable, and an eviction policy that can never drop security keys; on a
+                  Cluster every master, each by its address, and that it persists its data
   database        reachable as the app connects; behind a transaction pooler, a statement timeout on the role
   pm2             cluster mode, wait_ready, kill_timeout longer than drain + shutdown timeout
   nginx           body limit equal to BODY_LIMIT, upstream keep-alive shorter than the app's
@@ -101,18 +104,25 @@ function checkTrustProxy(config: Config): Finding {
   return { ok: true, check: 'trust proxy', message: `TRUST_PROXY=${JSON.stringify(tp)}` };
 }
 
+/** Connection settings for the doctor: it connects once, retries nothing and leaves. */
+const DOCTOR_OPTIONS = {
+  lazyConnect: true,
+  maxRetriesPerRequest: 0,
+  connectTimeout: 2000,
+  commandTimeout: 2000,
+  retryStrategy: () => null,
+  // One pass over the sentinels, no failover watch.
+  sentinelRetryStrategy: () => null,
+  failoverDetector: false,
+} as const;
+
+function evictionProblem(where: string, policy: string): string {
+  return `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.`;
+}
+
 /** Reachable, and (for security state) a policy that never evicts; one server or a Sentinel group. */
 export async function checkRedis(target: RedisTarget, tlsCa: string | undefined, role: string, mustNotEvict: boolean): Promise<Finding> {
-  const client = newRedis(target, tlsCa, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    connectTimeout: 2000,
-    commandTimeout: 2000,
-    retryStrategy: () => null,
-    // One pass over the sentinels, no failover watch: the doctor connects once and leaves.
-    sentinelRetryStrategy: () => null,
-    failoverDetector: false,
-  });
+  const client = newRedis(target, { tlsCa }, DOCTOR_OPTIONS);
   client.on('error', () => undefined);
   const where = describeRedisTarget(target);
   try {
@@ -120,19 +130,69 @@ export async function checkRedis(target: RedisTarget, tlsCa: string | undefined,
     // INFO works where CONFIG is renamed away (as in the compose file).
     const info = await client.info('memory');
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
-    if (mustNotEvict && policy !== 'noeviction') {
-      return {
-        ok: false,
-        check: `redis (${role})`,
-        message: `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.`,
-      };
-    }
+    if (mustNotEvict && policy !== 'noeviction') return { ok: false, check: `redis (${role})`, message: evictionProblem(where, policy) };
     return { ok: true, check: `redis (${role})`, message: `${where} reachable, maxmemory-policy ${policy}` };
   } catch (err) {
     return { ok: false, check: `redis (${role})`, message: `${where} unreachable: ${(err as Error).message}` };
   } finally {
     client.disconnect();
   }
+}
+
+/**
+ * A Cluster: every master, each reported by its address. Each must be reachable and, for security
+ * state, never evict and persist its data: a master that restarts empty before its replica takes
+ * over keeps its slots and serves them empty, forgetting every revocation it held.
+ */
+export async function checkRedisCluster(
+  target: Extract<RedisTarget, { kind: 'cluster' }>,
+  access: RedisAccess,
+  role: string,
+  mustNotEvict: boolean,
+): Promise<Finding[]> {
+  const client = newRedis(target, access, DOCTOR_OPTIONS, { slotsRefreshInterval: 0 }) as Cluster;
+  client.on('error', () => undefined);
+  client.on('node error', () => undefined);
+  const check = `redis (${role})`;
+  const where = describeRedisTarget(target);
+  try {
+    await withTimeout(client.connect(), 5000, 'cluster connect');
+    const masters = client.nodes('master');
+    if (masters.length === 0) return [{ ok: false, check, message: `${where}: no master known` }];
+    return await Promise.all(masters.map((node) => checkClusterMaster(node, check, mustNotEvict)));
+  } catch (err) {
+    return [{ ok: false, check, message: `${where} unreachable or not ready (cluster_state not ok): ${(err as Error).message}` }];
+  } finally {
+    client.disconnect();
+  }
+}
+
+async function checkClusterMaster(node: Redis, check: string, mustNotEvict: boolean): Promise<Finding> {
+  const where = `master ${node.options.host}:${node.options.port}`;
+  try {
+    const info = await node.info('all');
+    const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
+    const aof = /aof_enabled:1/.test(info);
+    // The RDB save points are not in INFO; CONFIG may be renamed away, and then they stay unknown.
+    const save = await node.config('GET', 'save').then((reply) => String(reply[1] ?? ''), () => undefined);
+    const persistence = [aof ? 'aof' : '', save ? `rdb (save ${save})` : ''].filter(Boolean).join(' + ') || (save === undefined ? 'no aof, rdb unknown' : 'none');
+    const problems: string[] = [];
+    if (mustNotEvict && policy !== 'noeviction') problems.push(evictionProblem(where, policy));
+    if (mustNotEvict && !aof && save === '')
+      problems.push(
+        `${where} persists nothing (no AOF, no RDB save points): restarted before its replica takes over, it serves its slots empty and every revocation it held is forgotten. Turn on appendonly.`,
+      );
+    if (problems.length > 0) return { ok: false, check, message: problems.join(' ') };
+    return { ok: true, check, message: `${where} reachable, maxmemory-policy ${policy}, persistence ${persistence}` };
+  } catch (err) {
+    return { ok: false, check, message: `${where} unreachable: ${(err as Error).message}` };
+  }
+}
+
+/** The Redis checks of one role, whatever the topology: one finding, or one per Cluster master. */
+export async function checkRedisTopology(config: Config, target: RedisTarget, role: string, mustNotEvict: boolean): Promise<Finding[]> {
+  if (target.kind === 'cluster') return checkRedisCluster(target, { tlsCa: config.redisTlsCa, natMap: config.redisClusterNatMap }, role, mustNotEvict);
+  return [await checkRedis(target, config.redisTlsCa, role, mustNotEvict)];
 }
 
 /**
@@ -287,9 +347,9 @@ export async function runChecks(options: Options): Promise<Finding[]> {
     });
   }
   if (options.connect) {
-    findings.push(await checkRedis(config.redisTarget!, config.redisTlsCa, 'security', true));
+    findings.push(...(await checkRedisTopology(config, config.redisTarget!, 'security', true)));
     if (config.cacheRedisTarget && config.cacheRedisUrl !== config.redisUrl)
-      findings.push(await checkRedis(config.cacheRedisTarget, config.redisTlsCa, 'cache', false));
+      findings.push(...(await checkRedisTopology(config, config.cacheRedisTarget, 'cache', false)));
     findings.push(await checkDatabase(config));
   }
   if (kubernetes) return [...findings, ...kubernetes];

@@ -3,9 +3,9 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { parseBoolean, parseByteSize, parseDurationMs, parseAddressList, parseOrigins, parseTrustProxy, readPemCertificates, type TrustProxy } from './parsers';
-import { parseRedisUrl, type RedisTarget } from './redis-url';
+import { parseNatMap, parseRedisUrl, type RedisNatMap, type RedisTarget } from './redis-url';
 
-export type { RedisEndpoint, RedisTarget } from './redis-url';
+export type { RedisEndpoint, RedisNatMap, RedisTarget } from './redis-url';
 
 export type Env = Record<string, string | undefined>;
 
@@ -57,17 +57,17 @@ function redisUrl() {
       for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
       return z.NEVER;
     }
-    if (parsed.target.kind === 'cluster') {
-      // Commands over several keys (the session check's MGET, the cache's version and entry) are
-      // refused by a Cluster when the keys sit in different slots: they need hash tags first.
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'a Redis Cluster (redis-cluster://) is not supported yet: the session check and the cache read several keys in one command, which a Cluster refuses across slots; use one server or a Sentinel group',
-      });
-      return z.NEVER;
-    }
     return { url: raw.trim(), target: parsed.target };
+  });
+}
+
+/** REDIS_CLUSTER_NAT_MAP, every problem of it reported. */
+function natMap() {
+  return z.string().transform((raw, ctx): RedisNatMap => {
+    const parsed = parseNatMap(raw);
+    if (parsed.ok) return parsed.map;
+    for (const message of parsed.problems) ctx.addIssue({ code: 'custom', message });
+    return z.NEVER;
   });
 }
 
@@ -88,6 +88,8 @@ const envSchema = z.object({
   CACHE_REDIS_URL: redisUrl().optional(),
   // PEM file of the certificate authorities a Redis server's TLS certificate must chain to.
   REDIS_TLS_CA_FILE: from(readPemCertificates).optional(),
+  // A Cluster behind NAT (containers): the addresses its nodes announce, mapped to reachable ones.
+  REDIS_CLUSTER_NAT_MAP: natMap().optional(),
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[\w:.-]{1,64}$/, 'must be 1 to 64 of A-Z a-z 0-9 _ : . -')
@@ -129,7 +131,7 @@ const envSchema = z.object({
   SHED_MAX_IN_FLIGHT: integer(0, 1_000_000).default(512),
   SHED_HEAP_USED_PERCENT: integer(0, 100).default(90),
   REDIS_COMMAND_TIMEOUT_MS: integer(10, 5000).default(250),
-  // With replicas (Sentinel): how long a revocation waits for one to acknowledge it (WAIT); 0: no wait.
+  // With replicas (Sentinel, Cluster): how long a revocation waits for one to acknowledge it (WAIT); 0: no wait.
   REDIS_REPLICA_WAIT_MS: integer(0, 5000).default(200),
   DB_STATEMENT_TIMEOUT_MS: integer(10, 60_000).default(800),
   DB_POOL_MAX: integer(1, 200).default(10),
@@ -159,6 +161,8 @@ export interface Config {
   readonly cacheRedisTarget: RedisTarget | undefined;
   /** PEM text of the CAs that TLS connections to Redis verify the server against (REDIS_TLS_CA_FILE). */
   readonly redisTlsCa: string | undefined;
+  /** Cluster nodes' announced addresses mapped to reachable ones (REDIS_CLUSTER_NAT_MAP). */
+  readonly redisClusterNatMap: RedisNatMap | undefined;
   /** Prefix of every Redis key this service writes (several apps can share one Redis). */
   readonly redisKeyPrefix: string;
   readonly databaseUrl: string | undefined;
@@ -201,7 +205,7 @@ export interface Config {
     readonly maxHeapUsedPercent: number;
   };
   readonly redisCommandTimeoutMs: number;
-  /** Sentinel only: a revocation waits this long at most for a replica's acknowledgement (0: never). */
+  /** Sentinel and Cluster: a revocation waits this long at most for a replica's acknowledgement (0: never). */
   readonly redisReplicaWaitMs: number;
   readonly dbStatementTimeoutMs: number;
   readonly dbPoolMax: number;
@@ -336,6 +340,9 @@ export function loadConfig(env: Env = process.env): Config {
   if (e.REDIS_TLS_CA_FILE !== undefined && !e.REDIS_URL?.target.tls && !e.CACHE_REDIS_URL?.target.tls) {
     warnings.push('REDIS_TLS_CA_FILE is set, but neither REDIS_URL nor CACHE_REDIS_URL uses TLS (rediss://, or tls=true): the CA is not used');
   }
+  if (e.REDIS_CLUSTER_NAT_MAP !== undefined && e.REDIS_URL?.target.kind !== 'cluster' && e.CACHE_REDIS_URL?.target.kind !== 'cluster') {
+    warnings.push('REDIS_CLUSTER_NAT_MAP is set, but neither REDIS_URL nor CACHE_REDIS_URL is a Cluster (redis-cluster://): the mapping is not used');
+  }
   if (!e.DATABASE_URL) {
     warnings.push('DATABASE_URL not set: using embedded PGlite in memory (development only; data is lost on exit)');
   }
@@ -361,6 +368,7 @@ export function loadConfig(env: Env = process.env): Config {
     cacheRedisUrl: (e.CACHE_REDIS_URL ?? e.REDIS_URL)?.url,
     cacheRedisTarget: (e.CACHE_REDIS_URL ?? e.REDIS_URL)?.target,
     redisTlsCa: e.REDIS_TLS_CA_FILE,
+    redisClusterNatMap: e.REDIS_CLUSTER_NAT_MAP,
     redisKeyPrefix: e.REDIS_KEY_PREFIX,
     databaseUrl: e.DATABASE_URL,
     jwt: Object.freeze({

@@ -188,6 +188,45 @@ function parseTlsFlag(value: string | null, problems: string[]): boolean {
   return false;
 }
 
+/**
+ * Where a Cluster's nodes are reachable when the addresses they announce are not (containers, NAT):
+ * announced host:port to reachable host:port, keyed as ioredis names a node ("host:port", IPv6
+ * without brackets).
+ */
+export type RedisNatMap = Record<string, RedisEndpoint>;
+
+export type NatMapResult = { ok: true; map: RedisNatMap } | { ok: false; problems: string[] };
+
+/** REDIS_CLUSTER_NAT_MAP: `announced=reachable[,announced=reachable...]`, each side host:port. */
+export function parseNatMap(raw: string): NatMapResult {
+  const problems: string[] = [];
+  const map: RedisNatMap = {};
+  const seen = new Set<string>();
+  const entries = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (entries.length === 0) return { ok: false, problems: ['lists no mapping: expected announced-host:port=reachable-host:port[,...]'] };
+  entries.forEach((entry, i) => {
+    const which = entries.length === 1 ? 'the mapping' : `mapping ${i + 1} of ${entries.length}`;
+    const sides = entry.split('=');
+    if (sides.length !== 2) {
+      problems.push(`${which}: expected announced-host:port=reachable-host:port`);
+      return;
+    }
+    const own: string[] = [];
+    const [from] = parseEndpoints(sides[0]!.trim(), own);
+    const [to] = parseEndpoints(sides[1]!.trim(), own);
+    problems.push(...own.map((p) => `${which}: ${p.replace(/^the host: /, '')}`));
+    if (!from) return;
+    const key = `${from.host}:${from.port}`;
+    if (seen.has(key)) problems.push(`${which}: the announced address is mapped more than once`);
+    seen.add(key);
+    if (to) map[key] = to;
+  });
+  return problems.length > 0 ? { ok: false, problems } : { ok: true, map };
+}
+
 /** A description of the target safe for logs and messages: kind and hosts, never credentials. */
 export function describeRedisTarget(target: RedisTarget): string {
   const list = (endpoints: readonly RedisEndpoint[]) =>

@@ -2,15 +2,24 @@
 // sent while Redis is down queue and retry (about 74 s before failing on ioredis 6). Here a command
 // either goes out on a live connection and answers within commandTimeout, or fails at once;
 // reconnection goes on in the background and never holds a request.
-import Redis, { type RedisOptions } from 'ioredis';
-import { describeRedisTarget, type RedisTarget } from '../config/redis-url';
+import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { describeRedisTarget, type RedisNatMap, type RedisTarget } from '../config/redis-url';
 import type { Logger } from './logger';
 import { withTimeout } from './timeout';
 
-export interface RedisClientOptions {
-  target: RedisTarget;
+/** One server or a Sentinel group (a Redis), or a Cluster: the request path takes either. */
+export type RedisClient = Redis | Cluster;
+
+/** How to reach the servers beyond the URL itself. */
+export interface RedisAccess {
   /** PEM CAs the server's certificate must chain to, when the target uses TLS (else Node's own). */
   tlsCa?: string | undefined;
+  /** A Cluster's announced node addresses mapped to reachable ones (REDIS_CLUSTER_NAT_MAP). */
+  natMap?: RedisNatMap | undefined;
+}
+
+export interface RedisClientOptions extends RedisAccess {
+  target: RedisTarget;
   /** Shown in CLIENT LIST and logs: "security", "cache". */
   role: string;
   commandTimeoutMs: number;
@@ -20,7 +29,7 @@ export interface RedisClientOptions {
 /** Reconnect forever in the background, at most every 2 s. */
 const retryStrategy = (attempt: number): number => Math.min(50 * 2 ** Math.min(attempt, 6), 2000);
 
-export function createRedisClient({ target, tlsCa, role, commandTimeoutMs, logger }: RedisClientOptions): Redis {
+export function createRedisClient({ target, tlsCa, natMap, role, commandTimeoutMs, logger }: RedisClientOptions): RedisClient {
   const common: RedisOptions = {
     lazyConnect: true,
     connectionName: `rampart-${role}-${process.pid}`,
@@ -36,7 +45,7 @@ export function createRedisClient({ target, tlsCa, role, commandTimeoutMs, logge
     // A failover replica answers READONLY: reconnect to find the new primary.
     reconnectOnError: (err) => err.message.startsWith('READONLY'),
   };
-  const client = newRedis(target, tlsCa, common);
+  const client = newRedis(target, { tlsCa, natMap }, common);
 
   // Log transitions, not every failed reconnect attempt (which would flood the log during an outage).
   let healthy: boolean | undefined;
@@ -58,15 +67,55 @@ export function createRedisClient({ target, tlsCa, role, commandTimeoutMs, logge
 }
 
 /**
- * An ioredis client for the target (one server or a Sentinel group), with TLS verified against
- * tlsCa when given. `options` come last, so a caller may override the Sentinel defaults below.
+ * An ioredis client for the target (one server, a Sentinel group or a Cluster), with TLS verified
+ * against access.tlsCa when given. `options` come last, so a caller may override the Sentinel
+ * defaults below; `clusterOverrides` likewise for a Cluster's own settings.
  */
-export function newRedis(target: RedisTarget, tlsCa: string | undefined, options: RedisOptions): Redis {
-  const tls = tlsCa === undefined ? {} : { ca: tlsCa };
-  // The configuration refuses a Cluster (see src/config/index.ts); this guards other callers.
-  if (target.kind === 'cluster') throw new Error('a Redis Cluster is not supported yet');
+export function newRedis(target: RedisTarget, access: RedisAccess, options: RedisOptions, clusterOverrides: ClusterOptions = {}): RedisClient {
+  const tls = access.tlsCa === undefined ? {} : { ca: access.tlsCa };
   if (target.kind === 'server') return new Redis(target.url, { ...options, ...(target.tls ? { tls } : {}) });
+  if (target.kind === 'cluster') return new Cluster(target.nodes, { ...clusterOptions(target, tls, access.natMap, options), ...clusterOverrides });
   return new Redis({ ...sentinelOptions(target, tls, options.commandTimeout ?? 1000), ...options });
+}
+
+/**
+ * A Cluster: one connection per node, each with the request-path options (command bound, no
+ * retries, credentials and TLS for every node). The Cluster itself fails a command at once where
+ * ioredis would hold it: no offline queue, no retry after a closed connection or CLUSTERDOWN (the
+ * command fails and the caller's policy applies: closed for security state, open for the cache).
+ * MOVED redirections are still followed at once, and the slot map is refreshed every second, so
+ * a promoted replica serves its slots without a restart. Reads go to masters only: security state
+ * must read its own writes, which a replica may not have yet.
+ */
+function clusterOptions(
+  target: Extract<RedisTarget, { kind: 'cluster' }>,
+  tls: { ca?: string },
+  natMap: RedisNatMap | undefined,
+  options: RedisOptions,
+): ClusterOptions {
+  // Options that belong to the Cluster rather than to its node connections.
+  const { lazyConnect, enableOfflineQueue, enableAutoPipelining, retryStrategy, reconnectOnError, ...node } = options;
+  void reconnectOnError; // a node answering READONLY is a stale slot map, which MOVED and the refresh fix
+  return {
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
+    scaleReads: 'master',
+    retryDelayOnFailover: 0,
+    retryDelayOnClusterDown: 0,
+    retryDelayOnTryAgain: 50,
+    maxRedirections: 6,
+    slotsRefreshTimeout: node.commandTimeout ?? 1000,
+    slotsRefreshInterval: 1000,
+    ...(natMap === undefined ? {} : { natMap }),
+    redisOptions: {
+      ...node,
+      ...(target.username === undefined ? {} : { username: target.username }),
+      ...(target.password === undefined ? {} : { password: target.password }),
+      ...(target.tls ? { tls } : {}),
+    },
+  };
 }
 
 /**
@@ -97,18 +146,18 @@ function sentinelOptions(target: Extract<RedisTarget, { kind: 'sentinel' }>, tls
  * Connects, waiting at most timeoutMs. Resolves true when ready; false when Redis is not there yet
  * (the client keeps reconnecting in the background, and readiness reports it).
  */
-export async function connectRedis(client: Redis, timeoutMs: number): Promise<boolean> {
+export async function connectRedis(client: RedisClient, timeoutMs: number): Promise<boolean> {
   if (client.status === 'ready') return true;
   const connected = client.status === 'wait' ? client.connect().then(() => true) : waitForReady(client);
   return withTimeout(connected, timeoutMs, 'redis connect').catch(() => false);
 }
 
-function waitForReady(client: Redis): Promise<true> {
+function waitForReady(client: RedisClient): Promise<true> {
   return new Promise((resolve) => client.once('ready', () => resolve(true)));
 }
 
 /** QUIT politely, but never wait on a dead server longer than a moment. */
-export async function closeRedis(client: Redis, timeoutMs = 1000): Promise<void> {
+export async function closeRedis(client: RedisClient, timeoutMs = 1000): Promise<void> {
   if (client.status === 'end') return;
   if (client.status === 'ready') {
     await withTimeout(client.quit(), timeoutMs, 'redis quit').catch(() => undefined);

@@ -1,11 +1,14 @@
 // A real app over real dependencies for supertest: its own Redis key prefix and its own
 // PostgreSQL database when the services are configured, the embedded defaults otherwise.
 import type { Express } from 'express';
-import Redis from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { createApp, mountedRoutes, type AppOptions } from '../../src/app';
 import { loadConfig, type Config, type Env } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
+import { parseRedisUrl } from '../../src/config/redis-url';
+import { newRedis } from '../../src/lib/redis';
+import { withTimeout } from '../../src/lib/timeout';
 import { buildDocument } from '../../src/http/openapi';
 import { createMetrics } from '../../src/lib/metrics';
 import { VERSION } from '../../src/version';
@@ -38,22 +41,30 @@ export interface TestContextOptions {
   keyPrefix?: string;
 }
 
-/** Deletes every key under a prefix (test clean-up). */
+/**
+ * Deletes every key under a prefix (test clean-up), on one server, a Sentinel group's master or
+ * every master of a Cluster (keys one by one there: one command may not span slots).
+ */
 export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  const parsed = parseRedisUrl(url);
+  if (!parsed.ok) return;
+  const client = newRedis(parsed.target, {}, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, sentinelRetryStrategy: () => null }, { slotsRefreshInterval: 0 });
   client.on('error', () => undefined); // a test may point at a Redis that is down on purpose
+  client.on('node error', () => undefined);
   try {
     try {
-      await client.connect();
+      await withTimeout(client.connect(), 5000, 'redis connect');
     } catch {
       return; // nothing can have been written there
     }
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await client.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
+    for (const node of client.isCluster ? (client as Cluster).nodes('master') : [client as Redis]) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        if (keys.length > 0) await (client.isCluster ? Promise.all(keys.map((key) => node.unlink(key))) : node.del(...keys));
+        cursor = next;
+      } while (cursor !== '0');
+    }
   } finally {
     client.disconnect();
   }

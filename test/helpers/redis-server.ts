@@ -6,6 +6,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import Redis from 'ioredis';
 import type { RedisTarget } from '../../src/config';
 import { toolAvailable } from './services';
 
@@ -144,5 +145,154 @@ export class RedisProcess {
       await exited;
     }
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const HAS_REDIS_CLI = toolAvailable(spawnSync('redis-cli', ['--version']).status === 0, 'redis-cli');
+export const HAS_REDIS_CLUSTER_TOOLS = HAS_REDIS_SERVER && HAS_REDIS_CLI;
+export const NO_REDIS_CLUSTER_TOOLS_REASON = `skipped: ${HAS_REDIS_SERVER ? 'redis-cli' : 'redis-server'} binary not installed`;
+
+export interface ClusterNode {
+  port: number;
+  process: RedisProcess;
+}
+
+/** Reads one node's INFO (or any command) on a connection of its own, closed afterwards. */
+export async function nodeCommand(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await client.call(command, ...args);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * A Redis Cluster of three masters with one replica each, from Debian's redis-server: every node
+ * on free ports (client and cluster bus) with its own directory, joined by `redis-cli --cluster
+ * create`, ready once every node says cluster_state:ok and every replica is in sync. Stopped,
+ * paused and killed by the PIDs this started.
+ */
+export class TestRedisCluster {
+  private constructor(readonly nodes: ClusterNode[]) {}
+
+  /** A node timeout of 1.5 s makes a failover take a few seconds instead of the default 15. */
+  static async start({ nodeTimeoutMs = 1500, timeoutMs = 40_000 } = {}): Promise<TestRedisCluster> {
+    const deadline = Date.now() + timeoutMs;
+    const nodes: ClusterNode[] = [];
+    const cluster = new TestRedisCluster(nodes);
+    try {
+      for (let i = 0; i < 6; i++) {
+        const port = await freePort();
+        const busPort = await freePort();
+        const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort)];
+        const process = await RedisProcess.start([
+          ...args,
+          // Relative to the node's own --dir (set by RedisProcess).
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          String(nodeTimeoutMs),
+          // Slots of a failed master are refused; the others keep being served meanwhile.
+          '--cluster-require-full-coverage',
+          'no',
+        ]);
+        nodes.push({ port, process });
+      }
+      const create = spawn('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      create.stdout.on('data', (d: Buffer) => (output += d.toString()));
+      create.stderr.on('data', (d: Buffer) => (output += d.toString()));
+      const code = await Promise.race([
+        new Promise<number | null>((resolve) => create.once('exit', resolve)),
+        sleep(Math.max(1000, deadline - Date.now())).then(() => 'timeout' as const),
+      ]);
+      if (code !== 0) {
+        create.kill('SIGKILL');
+        throw new Error(`redis-cli --cluster create failed (${code}):\n${output.slice(-2000)}`);
+      }
+      await cluster.waitUntilHealthy(deadline);
+      return cluster;
+    } catch (err) {
+      await cluster.stop();
+      throw err;
+    }
+  }
+
+  /** Every node reports cluster_state:ok, and each master has a replica in sync. */
+  async waitUntilHealthy(deadline: number, nodes: readonly ClusterNode[] = this.nodes): Promise<void> {
+    for (;;) {
+      const states = await Promise.all(
+        nodes.map(async (n) => {
+          const info = String(await nodeCommand(n.port, 'CLUSTER', 'INFO').catch(() => ''));
+          const replication = String(await nodeCommand(n.port, 'INFO', 'replication').catch(() => ''));
+          const ok = info.includes('cluster_state:ok');
+          return replication.includes('role:master') ? ok && /connected_slaves:[1-9]/.test(replication) : ok && replication.includes('master_link_status:up');
+        }),
+      );
+      if (states.every(Boolean)) return;
+      if (Date.now() > deadline) throw new Error('the cluster did not become healthy in time');
+      await sleep(100);
+    }
+  }
+
+  /** redis-cluster://127.0.0.1:p1,127.0.0.1:p2,... (every node a seed). */
+  get url(): string {
+    return `redis-cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+  }
+
+  node(port: number): ClusterNode {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`no node on port ${port}`);
+    return node;
+  }
+
+  /** The masters and their replicas as the live nodes see them (CLUSTER NODES of any node). */
+  async topology(): Promise<{ port: number; replicas: number[] }[]> {
+    for (const n of this.nodes) {
+      const text = await nodeCommand(n.port, 'CLUSTER', 'NODES').catch(() => undefined);
+      if (typeof text !== 'string') continue;
+      const lines = text
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' '));
+      const portOf = (address: string) => Number(/:(\d+)@/.exec(address)?.[1]);
+      const masters = lines.filter((l) => l[2]!.includes('master') && !l[2]!.includes('fail'));
+      return masters.map((m) => ({
+        port: portOf(m[1]!),
+        replicas: lines.filter((l) => l[3] === m[0] && !l[2]!.includes('fail')).map((l) => portOf(l[1]!)),
+      }));
+    }
+    throw new Error('no node answers');
+  }
+
+  /** The port of the master that serves a key's slot. */
+  async masterOf(key: string): Promise<number> {
+    for (const n of this.nodes) {
+      const slot = await nodeCommand(n.port, 'CLUSTER', 'KEYSLOT', key).catch(() => undefined);
+      if (typeof slot !== 'number') continue;
+      const ranges = (await nodeCommand(n.port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      const range = ranges.find(([from, to]) => slot >= from && slot <= to);
+      if (range) return range[2][1];
+    }
+    throw new Error(`no master for ${key}`);
+  }
+
+  /** CROSSSLOT errors every live node has answered (INFO errorstats). */
+  async crossSlotErrors(): Promise<number> {
+    let total = 0;
+    for (const n of this.nodes) {
+      const info = String(await nodeCommand(n.port, 'INFO', 'errorstats').catch(() => ''));
+      total += Number(/errorstat_CROSSSLOT:count=(\d+)/.exec(info)?.[1] ?? 0);
+    }
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.process.stop()));
   }
 }

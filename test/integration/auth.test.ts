@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { keyId } from '../../src/lib/access-tokens';
+import type Redis from 'ioredis';
 import { RedisStore } from '../../src/lib/store/redis-store';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { NO_REDIS_REASON, REDIS_URL } from '../helpers/services';
@@ -331,7 +332,7 @@ describe.skipIf(!REDIS_URL)(`Redis cost of an authenticated request${REDIS_URL ?
   it('is two writes to Redis: the limiter and the revocation read share one, the cached profile is the other', async () => {
     const account = await register(ctx.app);
     expect((await me(ctx.app, account.accessToken)).headers['x-cache']).toBe('MISS'); // fills the profile entry
-    const stream = (ctx.deps.store as RedisStore).client.stream as { write: (...args: unknown[]) => boolean };
+    const stream = ((ctx.deps.store as RedisStore).client as Redis).stream as { write: (...args: unknown[]) => boolean };
     const write = stream.write;
     let writes = 0;
     stream.write = (...args: unknown[]) => {

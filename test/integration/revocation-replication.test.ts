@@ -9,7 +9,7 @@ import { loadConfig } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
-import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
+import { closeRedis, connectRedis, createRedisClient, type RedisClient } from '../../src/lib/redis';
 import { RedisStore } from '../../src/lib/store/redis-store';
 import { login, register } from '../helpers/auth';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
@@ -33,7 +33,7 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
     let replica: RedisProcess | undefined;
     let database: TestDatabase | undefined;
     let deps: Dependencies | undefined;
-    let revocationClient: Redis | undefined;
+    let revocationClient: RedisClient | undefined;
     let replicaClient: Redis | undefined;
     let masterUrl: string;
     const metrics = createMetrics();

@@ -145,6 +145,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   REDIS_URL: (c) => c.redisUrl,
   CACHE_REDIS_URL: (c) => c.cacheRedisUrl,
   REDIS_TLS_CA_FILE: (c) => c.redisTlsCa,
+  REDIS_CLUSTER_NAT_MAP: (c) => c.redisClusterNatMap,
   REDIS_KEY_PREFIX: (c) => c.redisKeyPrefix,
   DATABASE_URL: (c) => c.databaseUrl,
   JWT_ACCESS_SECRET: null,

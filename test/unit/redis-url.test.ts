@@ -169,13 +169,54 @@ describe('REDIS_URL and CACHE_REDIS_URL in the configuration', () => {
     expect(shared.cacheRedisUrl).toBe(shared.redisUrl);
   });
 
-  it('lists the problems of both, each under its name, and refuses a Cluster for now', () => {
-    const found = problemsOf({ REDIS_URL: 'redis-sentinel://s1/m', CACHE_REDIS_URL: 'redis-cluster://n1:7000' });
+  it('lists the problems of both, each under its name', () => {
+    const found = problemsOf({ REDIS_URL: 'redis-sentinel://s1/m', CACHE_REDIS_URL: 'redis-cluster://n1:7000/1' });
     expect(found).toContain('REDIS_URL: the host: needs a port from 1 to 65535 (host:port)');
     expect(found.some((p) => p.startsWith('REDIS_URL: expected redis-sentinel://'))).toBe(true);
-    expect(found.filter((p) => p.startsWith('CACHE_REDIS_URL:'))).toEqual([
-      expect.stringMatching(/^CACHE_REDIS_URL: a Redis Cluster \(redis-cluster:\/\/\) is not supported yet/),
+    expect(found).toContain('CACHE_REDIS_URL: a database index is refused: a Redis Cluster has database 0 only');
+  });
+
+  it('take a Cluster, for either role', () => {
+    const config = loadConfig({ REDIS_URL: 'redis-cluster://app:pw@n1:7000,n2:7001', CACHE_REDIS_URL: 'redis-cluster://c1:7000?tls=true' });
+    expect(config.redisTarget).toEqual({
+      kind: 'cluster',
+      nodes: [
+        { host: 'n1', port: 7000 },
+        { host: 'n2', port: 7001 },
+      ],
+      username: 'app',
+      password: 'pw',
+      tls: false,
+    });
+    expect(config.cacheRedisTarget).toMatchObject({ kind: 'cluster', tls: true });
+    expect(config.redisClusterNatMap).toBeUndefined();
+  });
+});
+
+describe('REDIS_CLUSTER_NAT_MAP', () => {
+  it('maps announced addresses to reachable ones, IPv6 in brackets', () => {
+    const config = loadConfig({ REDIS_URL: 'redis-cluster://127.0.0.1:7001', REDIS_CLUSTER_NAT_MAP: ' 10.0.0.5:6379=127.0.0.1:7001, [fd00::6]:6379=localhost:7002 ' });
+    expect(config.redisClusterNatMap).toEqual({
+      '10.0.0.5:6379': { host: '127.0.0.1', port: 7001 },
+      'fd00::6:6379': { host: 'localhost', port: 7002 },
+    });
+    expect(config.warnings.join('\n')).not.toMatch(/REDIS_CLUSTER_NAT_MAP/);
+  });
+
+  it('lists every problem, never repeating the input', () => {
+    expect(problemsOf({ REDIS_CLUSTER_NAT_MAP: '10.0.0.5:6379=127.0.0.1,10.0.0.6,bad_host:1=h:2,10.0.0.5:6379=h:3' })).toEqual([
+      'REDIS_CLUSTER_NAT_MAP: mapping 1 of 4: needs a port from 1 to 65535 (host:port)',
+      'REDIS_CLUSTER_NAT_MAP: mapping 2 of 4: expected announced-host:port=reachable-host:port',
+      'REDIS_CLUSTER_NAT_MAP: mapping 3 of 4: not a host name, an IPv4 address or an IPv6 address in brackets',
+      'REDIS_CLUSTER_NAT_MAP: mapping 4 of 4: the announced address is mapped more than once',
     ]);
+    expect(problemsOf({ REDIS_CLUSTER_NAT_MAP: ' , ' })).toEqual(['REDIS_CLUSTER_NAT_MAP: lists no mapping: expected announced-host:port=reachable-host:port[,...]']);
+  });
+
+  it('is unused, with a warning, when no URL is a Cluster', () => {
+    expect(loadConfig({ REDIS_URL: 'redis://a:1', REDIS_CLUSTER_NAT_MAP: '10.0.0.5:6379=127.0.0.1:7001' }).warnings.join('\n')).toMatch(
+      /REDIS_CLUSTER_NAT_MAP is set, but neither REDIS_URL nor CACHE_REDIS_URL is a Cluster/,
+    );
   });
 });
 

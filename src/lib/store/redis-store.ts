@@ -1,7 +1,9 @@
 // KeyValueStore over a shared ioredis client. Scripts go through ioredis' defineCommand, which
 // sends EVALSHA and falls back to EVAL on NOSCRIPT: after a Redis restart (scripts flushed) or when
 // Redis was down at start-up, the next call works again without any reload step.
-import type Redis from 'ioredis';
+import type { Cluster } from 'ioredis';
+import keySlot from 'cluster-key-slot';
+import type { RedisClient } from '../redis';
 import type { KeyValueStore, WindowCount } from './types';
 import { measureMs } from '../timeout';
 
@@ -27,11 +29,12 @@ local n = redis.call('INCR', KEYS[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return n`;
 
-interface ScriptedRedis extends Redis {
+interface Scripts {
   rampartBump(key: string, ttlMs: number): Promise<number>;
   rampartHit(key: string, windowMs: number): Promise<[number, number]>;
   rampartUnhit(key: string): Promise<number>;
 }
+type ScriptedRedis = RedisClient & Scripts;
 
 /**
  * Where revocations wait for a replica: WAIT blocks the connection it is sent on and counts only
@@ -39,7 +42,11 @@ interface ScriptedRedis extends Redis {
  * never holding up the request path's shared one.
  */
 export interface Replication {
-  client: Redis;
+  /**
+   * A Sentinel group's master, or a Cluster: there the writes go to the masters of their keys'
+   * slots, and WAIT goes to each of those masters on the connection that wrote to it.
+   */
+  client: RedisClient;
   /** WAIT 1 <waitMs>: how long a revocation waits for one replica's acknowledgement. */
   waitMs: number;
 }
@@ -47,10 +54,12 @@ export interface Replication {
 export class RedisStore implements KeyValueStore {
   readonly kind = 'redis' as const;
   private readonly redis: ScriptedRedis;
+  /** On a Cluster a multi-key command must stay within one hash slot (else CROSSSLOT). */
+  private readonly cluster: boolean;
   private readonly durable: { store: RedisStore; replication: Replication } | undefined;
 
   constructor(
-    client: Redis,
+    client: RedisClient,
     readonly prefix = '',
     replication?: Replication,
   ) {
@@ -61,10 +70,11 @@ export class RedisStore implements KeyValueStore {
       client.defineCommand('rampartBump', { numberOfKeys: 1, lua: BUMP_SCRIPT });
     }
     this.redis = client as ScriptedRedis;
+    this.cluster = client.isCluster;
     this.durable = replication && { store: new RedisStore(replication.client, prefix), replication };
   }
 
-  get client(): Redis {
+  get client(): RedisClient {
     return this.redis;
   }
 
@@ -78,7 +88,22 @@ export class RedisStore implements KeyValueStore {
 
   mget(keys: readonly string[]): Promise<(string | null)[]> {
     if (keys.length === 0) return Promise.resolve([]);
-    return this.redis.mget(keys.map((k) => this.prefix + k));
+    const full = keys.map((k) => this.prefix + k);
+    return this.cluster ? this.mgetBySlot(full) : this.redis.mget(full);
+  }
+
+  /** One MGET per hash slot, sent together; the values come back in the order of `keys`. */
+  private async mgetBySlot(keys: string[]): Promise<(string | null)[]> {
+    const groups = groupBySlot(keys);
+    if (groups.length === 1) return this.redis.mget(keys);
+    const values: (string | null)[] = new Array<string | null>(keys.length).fill(null);
+    await Promise.all(
+      groups.map(async (indexes) => {
+        const got = await this.redis.mget(indexes.map((i) => keys[i]!));
+        indexes.forEach((at, j) => (values[at] = got[j] ?? null));
+      }),
+    );
+    return values;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
@@ -98,7 +123,10 @@ export class RedisStore implements KeyValueStore {
 
   async del(keys: readonly string[]): Promise<number> {
     if (keys.length === 0) return 0;
-    return this.redis.del(...keys.map((k) => this.prefix + k));
+    const full = keys.map((k) => this.prefix + k);
+    if (!this.cluster) return this.redis.del(...full);
+    const counts = await Promise.all(groupBySlot(full).map((indexes) => this.redis.del(...indexes.map((i) => full[i]!))));
+    return counts.reduce((sum, n) => sum + n, 0);
   }
 
   hit(key: string, windowMs: number): Promise<WindowCount> {
@@ -140,6 +168,11 @@ export class RedisStore implements KeyValueStore {
       return true;
     }
     const { store, replication } = this.durable;
+    if (replication.client.isCluster) {
+      const slots = new Set<number>();
+      await write(recordingSlots(store, slots));
+      return mastersReplicated(replication.client as Cluster, slots, replication.waitMs);
+    }
     await write(store);
     // The writes are done on the primary: a WAIT that fails or times out leaves them standing there.
     const acknowledged = await replication.client.wait(1, replication.waitMs).catch(() => 0);
@@ -156,4 +189,54 @@ export class RedisStore implements KeyValueStore {
 
   /** The client is shared and owned by whoever created it; closing a store does not close it. */
   async close(): Promise<void> {}
+}
+
+/** Indexes of `keys` grouped by hash slot, in order of first appearance. */
+function groupBySlot(keys: readonly string[]): number[][] {
+  const groups = new Map<number, number[]>();
+  keys.forEach((key, i) => {
+    const slot = keySlot(key);
+    const group = groups.get(slot);
+    if (group) group.push(i);
+    else groups.set(slot, [i]);
+  });
+  return [...groups.values()];
+}
+
+/**
+ * The store, noting the hash slot of every key its methods are called with (a key or a list of
+ * keys comes first in each of them): where a durable write went.
+ */
+function recordingSlots(store: RedisStore, slots: Set<number>): KeyValueStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value: unknown = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const first = args[0];
+        for (const key of typeof first === 'string' ? [first] : Array.isArray(first) ? first : []) {
+          if (typeof key === 'string') slots.add(keySlot(target.prefix + key));
+        }
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  });
+}
+
+/**
+ * WAIT 1 on each master that took one of the writes, in parallel, on the connection the writes
+ * went over (WAIT counts only that connection's writes). True when every one of them has a
+ * replica's acknowledgement in time; a master the slot map no longer knows counts as not.
+ */
+async function mastersReplicated(cluster: Cluster, slots: ReadonlySet<number>, waitMs: number): Promise<boolean> {
+  const masters = new Set<string>();
+  for (const slot of slots) masters.add(cluster.slots[slot]?.[0] ?? '');
+  const byKey = new Map(cluster.nodes('master').map((node) => [`${node.options.host}:${node.options.port}`, node]));
+  const acknowledged = await Promise.all(
+    [...masters].map((key) => {
+      const node = byKey.get(key);
+      return node ? node.wait(1, waitMs).then((n) => n >= 1, () => false) : Promise.resolve(false);
+    }),
+  );
+  return acknowledged.every(Boolean);
 }

@@ -1,0 +1,211 @@
+// The app on a real Redis Cluster (three masters, three replicas, from Debian's redis-server on
+// free ports) for its security state and its cache: every account flow, the cache, rate limits
+// shared by two app instances, and never a command across hash slots. Revocations wait for a
+// replica of each master they wrote to (WAIT on that master, on the connection that wrote).
+import Redis from 'ioredis';
+import request from 'supertest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app';
+import { checkRedisCluster } from '../../src/cli/check-production';
+import { loadConfig } from '../../src/config';
+import { createMetrics, type Metrics } from '../../src/lib/metrics';
+import { RedisStore } from '../../src/lib/store/redis-store';
+import { createTestContext, type TestContext } from '../helpers/app';
+import { login, me, refresh, register } from '../helpers/auth';
+import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
+import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
+
+const WAIT_MS = 200;
+// Generous: the machine is shared and noisy. The point is "waited out the bound" versus "did not".
+const SLACK_MS = 1000;
+const SECRETS = { JWT_ACCESS_SECRET: 'cluster-test-access-secret-0123456789abcdef', JWT_REFRESH_SECRET: 'cluster-test-refresh-secret-0123456789abcdef' };
+
+async function unreplicated(metrics: Metrics, revocation?: string): Promise<number> {
+  const metric = await metrics.revocationUnreplicated.get();
+  return metric.values.filter((v) => revocation === undefined || v.labels.revocation === revocation).reduce((sum, v) => sum + v.value, 0);
+}
+
+const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
+  `the app on a Redis Cluster${HAS_REDIS_CLUSTER_TOOLS ? (DATABASE_URL ? '' : ` (${NO_DATABASE_REASON})`) : ` (${NO_REDIS_CLUSTER_TOOLS_REASON})`}`,
+  () => {
+    let cluster: TestRedisCluster | undefined;
+    let ctx: TestContext | undefined;
+    const metrics = createMetrics();
+    let app: TestContext['app'];
+
+    beforeAll(async () => {
+      cluster = await TestRedisCluster.start();
+      ctx = await createTestContext({
+        env: { ...SECRETS, REDIS_URL: cluster.url, REDIS_REPLICA_WAIT_MS: String(WAIT_MS), RATE_LIMIT_API_MAX: '100000' },
+        app: { metrics },
+      });
+      app = ctx.app;
+    }, 90_000);
+
+    afterAll(async () => {
+      await ctx?.close();
+      await cluster?.stop();
+    }, 30_000);
+
+    it('runs on a Cluster client, with a Cluster of its own for durable writes', () => {
+      expect((ctx!.deps.store as RedisStore).client.isCluster).toBe(true);
+      expect((ctx!.deps.cache as RedisStore).client.isCluster).toBe(true);
+    });
+
+    it('register, login, /users/me, refresh rotation with reuse detection, sessions, logout and logout-all', async () => {
+      const account = await register(app);
+      expect((await me(app, account.accessToken)).status).toBe(200);
+      const second = await login(app, account.email);
+
+      // Rotation: the new pair works; replaying the old refresh token revokes the whole session.
+      const rotated = await refresh(app, second.refreshToken);
+      expect(rotated.status).toBe(200);
+      expect((await me(app, rotated.body.accessToken as string)).status).toBe(200);
+      expect((await refresh(app, second.refreshToken)).status).toBe(401);
+      expect((await me(app, rotated.body.accessToken as string)).status).toBe(401);
+      expect((await refresh(app, rotated.body.refreshToken)).status).toBe(401);
+
+      // Sessions: list, end one (its tokens stop at once), the caller's own stays.
+      const third = await login(app, account.email);
+      const listed = await request(app).get('/api/v1/users/me/sessions').set(bearer(account.accessToken));
+      expect(listed.status).toBe(200);
+      const ids = (listed.body.sessions as { id: string; current: boolean }[]).map((s) => s.id);
+      expect(ids.length).toBeGreaterThanOrEqual(2);
+      const other = (listed.body.sessions as { id: string; current: boolean }[]).find((s) => !s.current)!;
+      expect((await request(app).delete(`/api/v1/users/me/sessions/${other.id}`).set(bearer(account.accessToken))).status).toBe(204);
+      const after = await request(app).get('/api/v1/users/me/sessions').set(bearer(account.accessToken));
+      expect((after.body.sessions as { id: string }[]).map((s) => s.id)).not.toContain(other.id);
+
+      // Logout ends the caller's session; logout-all every other one.
+      const fourth = await login(app, account.email);
+      expect((await request(app).post('/api/v1/auth/logout').set(bearer(fourth.accessToken))).status).toBe(204);
+      expect((await me(app, fourth.accessToken)).status).toBe(401);
+      expect((await request(app).post('/api/v1/auth/logout-all').set(bearer(account.accessToken))).status).toBe(204);
+      expect((await me(app, account.accessToken)).status).toBe(401);
+      expect((await me(app, third.accessToken)).status).toBe(401);
+      expect((await refresh(app, third.refreshToken)).status).toBe(401);
+    });
+
+    it('serves cached item reads from the cache and invalidates them on writes', async () => {
+      const owner = await register(app);
+      const created = await request(app).post('/api/v1/items').set(bearer(owner.accessToken)).send({ name: 'cluster item', price: 3 });
+      expect(created.status).toBe(201);
+      const id = created.body.item.id as string;
+      expect((await request(app).get(`/api/v1/items/${id}`)).headers['x-cache']).toBe('MISS');
+      const hit = await request(app).get(`/api/v1/items/${id}`);
+      expect(hit.headers['x-cache']).toBe('HIT');
+      expect(hit.body.item.price).toBe(3);
+      expect((await request(app).patch(`/api/v1/items/${id}`).set(bearer(owner.accessToken)).send({ price: 4 })).status).toBe(200);
+      const fresh = await request(app).get(`/api/v1/items/${id}`);
+      expect(fresh.headers['x-cache']).toBe('MISS');
+      expect(fresh.body.item.price).toBe(4);
+      expect((await request(app).get(`/api/v1/items/${id}`)).headers['x-cache']).toBe('HIT');
+      // The profile is cached too, and a rename invalidates it.
+      expect((await me(app, owner.accessToken)).headers['x-cache']).toBe('MISS');
+      expect((await me(app, owner.accessToken)).headers['x-cache']).toBe('HIT');
+      expect((await request(app).patch('/api/v1/users/me').set(bearer(owner.accessToken)).send({ name: 'Renamed' })).status).toBe(200);
+      const renamed = await me(app, owner.accessToken);
+      expect(renamed.body.user.name).toBe('Renamed');
+    });
+
+    it('counts rate limits exactly across two app instances', async () => {
+      const sibling = () =>
+        ctx!.checked(createApp({ ...ctx!.deps, config: loadConfig({ NODE_ENV: 'test', ...SECRETS, REDIS_URL: cluster!.url, RATE_LIMIT_API_MAX: '6' }) }));
+      const a = sibling();
+      const b = sibling();
+      const ip = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) statuses.push((await request(i % 2 ? a : b).get('/api/v1/items').set('X-Forwarded-For', ip)).status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(6);
+      expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
+    });
+
+    it('reads and deletes keys of many slots without a cross-slot command, in the order asked', async () => {
+      const store = ctx!.deps.store;
+      const keys = Array.from({ length: 40 }, (_, i) => `spread:${i}`);
+      for (const [i, key] of keys.entries()) if (i % 3 !== 0) await store.set(key, `v${i}`, 60_000);
+      const values = await store.mget(keys);
+      expect(values).toEqual(keys.map((_, i) => (i % 3 !== 0 ? `v${i}` : null)));
+      expect(await store.del(keys)).toBe(keys.filter((_, i) => i % 3 !== 0).length);
+      expect(await store.mget(keys)).toEqual(keys.map(() => null));
+      // Every request above went through the Cluster: not one CROSSSLOT answer on any node.
+      expect(await cluster!.crossSlotErrors()).toBe(0);
+    });
+
+    it('waits for a replica on revocation: acknowledged with the replicas running, nothing counted', async () => {
+      const account = await register(app);
+      const session = await login(app, account.email);
+      const before = await unreplicated(metrics);
+      const started = performance.now();
+      expect((await request(app).post('/api/v1/auth/logout').set(bearer(session.accessToken))).status).toBe(204);
+      expect(performance.now() - started).toBeLessThan(WAIT_MS + SLACK_MS);
+      expect(await unreplicated(metrics)).toBe(before);
+    });
+
+    it('with the replicas frozen: logout waits out the bound, answers 204, is counted, and holds', async () => {
+      const account = await register(app);
+      const session = await login(app, account.email);
+      // Every replica frozen, so whichever masters the logout writes to, none acknowledges.
+      const topology = await cluster!.topology();
+      const frozen = topology.flatMap((m) => m.replicas.map((port) => cluster!.node(port).process));
+      expect(frozen).toHaveLength(3);
+      const before = await unreplicated(metrics, 'logout');
+      for (const p of frozen) p.pause();
+      try {
+        const started = performance.now();
+        const res = await request(app).post('/api/v1/auth/logout').set(bearer(session.accessToken));
+        const ms = performance.now() - started;
+        expect(res.status).toBe(204);
+        expect(ms).toBeGreaterThanOrEqual(WAIT_MS - 5);
+        expect(ms).toBeLessThan(WAIT_MS + SLACK_MS);
+        expect(await unreplicated(metrics, 'logout')).toBe(before + 1);
+        expect((await me(app, session.accessToken)).status).toBe(401);
+        expect(ctx!.log.text()).toMatch(/revocation not acknowledged by a replica in time/);
+      } finally {
+        for (const p of frozen) p.resume();
+      }
+    });
+
+    it('is what the doctor checks: every master by its address, eviction policy and persistence', async () => {
+      const topology = await cluster!.topology();
+      const target = loadConfig({ REDIS_URL: cluster!.url }).redisTarget as Extract<ReturnType<typeof loadConfig>['redisTarget'], { kind: 'cluster' }>;
+      // The test nodes persist nothing: a problem for security state, named per master.
+      const bare = await checkRedisCluster(target, {}, 'security', true);
+      expect(bare).toHaveLength(3);
+      for (const master of topology) {
+        expect(bare).toContainEqual({ ok: false, check: 'redis (security)', message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${master.port} persists nothing`)) });
+      }
+      // The cache may evict and need not persist.
+      expect((await checkRedisCluster(target, {}, 'cache', false)).every((f) => f.ok)).toBe(true);
+      // With AOF on every master, and one master evicting: only that one is reported.
+      const evicting = topology[0]!.port;
+      const clients = topology.map((m) => new Redis(m.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0 }));
+      try {
+        for (const c of clients) {
+          await c.connect();
+          await c.config('SET', 'appendonly', 'yes');
+        }
+        await clients[0]!.config('SET', 'maxmemory-policy', 'allkeys-lru');
+        const findings = await checkRedisCluster(target, {}, 'security', true);
+        expect(findings.filter((f) => !f.ok)).toEqual([
+          { ok: false, check: 'redis (security)', message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${evicting} has maxmemory-policy allkeys-lru`)) },
+        ]);
+        for (const master of topology.slice(1)) {
+          expect(findings).toContainEqual({
+            ok: true,
+            check: 'redis (security)',
+            message: `master 127.0.0.1:${master.port} reachable, maxmemory-policy noeviction, persistence aof`,
+          });
+        }
+      } finally {
+        await clients[0]!.config('SET', 'maxmemory-policy', 'noeviction').catch(() => undefined);
+        for (const c of clients) {
+          await c.config('SET', 'appendonly', 'no').catch(() => undefined);
+          c.disconnect();
+        }
+      }
+    });
+  },
+);
