@@ -83,6 +83,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
   const tokens = new AccessTokens(config.jwt);
   for (const revocation of REVOCATIONS) metrics.revocationUnreplicated.inc({ revocation }, 0);
   const sessions = new Sessions(deps.store, config.jwt, {
+    transition: deps.layout,
     onUnreplicated: (revocation) => {
       metrics.revocationUnreplicated.inc({ revocation });
       logger.warn('revocation not acknowledged by a replica in time; it stands on the primary, a failover now could lose it', {
@@ -100,7 +101,7 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     store: deps.store,
     // With the cache unavailable, at most twice the pool's connections of different cached reads go
     // to the database at once (identical ones share a query): past that, 503 rather than a queue.
-    cache: new ResponseCache(deps.cache, logger, metrics, { maxFallbacks: config.dbPoolMax * 2 }),
+    cache: new ResponseCache(deps.cache, logger, metrics, { maxFallbacks: config.dbPoolMax * 2, transition: deps.layout }),
     metrics,
     lifecycle,
     probes,

@@ -2,6 +2,7 @@
 // them, so tests can hand in their own (a separate Redis prefix, a fresh database).
 import type { Config, RedisTarget } from './config';
 import { createDatabase, type Database } from './lib/db';
+import { LayoutTransition } from './lib/key-layout';
 import type { Logger } from './lib/logger';
 import { closeRedis, connectRedis, createRedisClient, type RedisClient } from './lib/redis';
 import { MemoryStore } from './lib/store/memory-store';
@@ -16,6 +17,8 @@ export interface Dependencies {
   /** Response cache: may be a separate, evicting Redis. */
   cache: KeyValueStore;
   db: Database;
+  /** Whether the key layout of earlier releases is still in use (see key-layout.ts); none when absent. */
+  layout?: LayoutTransition;
   /** Closes every connection this object opened. */
   close(): Promise<void>;
 }
@@ -73,10 +76,15 @@ export async function createDependencies(config: Config, logger: Logger, options
     cache = new MemoryStore(`${prefix}cache:`);
   }
 
+  // A Cluster never held the untagged layout: releases before it refused one.
+  const layout =
+    store instanceof RedisStore && config.redisTarget?.kind !== 'cluster' ? await LayoutTransition.start(store, config.jwt.sessionMaxAgeMs) : LayoutTransition.none();
+
   let db: Database;
   try {
     db = await createDatabase(config, logger);
   } catch (err) {
+    layout.stop();
     await Promise.all(clients.map((c) => closeRedis(c)));
     throw err;
   }
@@ -87,7 +95,9 @@ export async function createDependencies(config: Config, logger: Logger, options
     store,
     cache,
     db,
+    layout,
     async close() {
+      layout.stop();
       await Promise.allSettled([store.close(), cache.close(), ...clients.map((c) => closeRedis(c)), db.close()]);
     },
   };

@@ -112,7 +112,7 @@ function handlersFor(route: AnyRoute, ctx: ModuleContext): RequestHandler[] {
         name: cache.name,
         ttlMs: cache.ttlMs,
         audience: cache.audience,
-        namespaces: (req) => cache.namespaces(inputOf(req)),
+        namespace: (req) => cache.namespace(inputOf(req)),
         key: (req) => cache.key(inputOf(req)),
       }),
     );

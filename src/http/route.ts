@@ -66,8 +66,12 @@ interface CacheDeclaration<I> {
   ttlMs: number;
   /** public: one entry for everyone (never stored from a request with credentials); user: per user. */
   audience?: 'public' | 'user';
-  /** Namespaces the response depends on: a write to any of them makes it stale everywhere. */
-  namespaces(input: I): string[];
+  /**
+   * The namespace the response depends on: a write that invalidates it makes the response stale
+   * everywhere. One per response, so that its version and entries hash together (a Redis Cluster);
+   * a write touching several things invalidates each of their namespaces.
+   */
+  namespace(input: I): string;
   /** The response's identity within the route, from validated input only. */
   key(input: I): string;
 }

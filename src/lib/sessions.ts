@@ -1,21 +1,28 @@
 // Sessions, refresh tokens and revocation, all in the shared store so they hold on every worker.
+// Key names (with the hash tags a Redis Cluster needs) are in key-layout.ts:
 //
-//   sess:{sid}   the session (refresh-token family): {uid, gen, expiresAt}; TTL = absolute cap
-//   rt:{hmac}    one refresh token: {state: active|used, sid, uid}; only an HMAC of the token is stored
-//   bl:{jti}     a logged-out access token, kept for its remaining lifetime
-//   ugen:{uid}   the user's session generation, bumped by logout-all: sessions of older generations
+//   session      the session (refresh-token family): {uid, gen, expiresAt}; TTL = absolute cap
+//   refresh      one refresh token: {state: active|used, sid, uid}; only an HMAC of the token is stored
+//   blocked      a logged-out access token, kept for its remaining lifetime
+//   generation   the user's session generation, bumped by logout-all: sessions of older generations
 //                are revoked. A counter, not a time, so that clocks of different hosts never matter.
-//   usess:{uid}  set of the user's session ids, for listing them; entries of ended sessions are
+//   index        set of the user's session ids, for listing them; entries of ended sessions are
 //                dropped when the list is read
-//   slast:{sid}  when the session last logged in or refreshed (ms); apart from sess:{sid} so that
+//   lastUsed     when the session last logged in or refreshed (ms); apart from the session so that
 //                a refresh never rewrites, and so never resurrects, a session being revoked
 //
-// An access token is valid while its session exists, its jti is not blacklisted and its session's
+// An access token is valid while its session exists, its jti is not blocked and its session's
 // generation is current: one MGET per authenticated request.
+//
+// While the layout of earlier releases is still in use (see LayoutTransition), every read looks in
+// both layouts and every write goes to both: a session is found in the first layout holding it and
+// compared with that layout's generation, so each layout stays consistent on its own and processes
+// of an earlier release, which know only the old one, keep working during a rolling upgrade.
 import { createHmac, randomBytes, randomUUID, type KeyObject, createSecretKey } from 'node:crypto';
 import type { Config } from '../config';
 import type { AccessClaims } from './access-tokens';
 import { AppError, serviceUnavailable } from './errors';
+import { LEGACY_SESSION_KEYS, SESSION_KEYS, type LayoutTransition, type SessionKeys } from './key-layout';
 import type { KeyValueStore } from './store/types';
 
 interface SessionRecord {
@@ -80,6 +87,18 @@ function isCurrent(session: SessionRecord, gen: string | null | undefined): bool
   return session.gen >= Number(gen ?? 0);
 }
 
+/** The first of the layouts' values that parses, and which layout it came from. */
+function first<T>(values: readonly (string | null | undefined)[]): { value: T; at: number } | undefined {
+  for (let at = 0; at < values.length; at++) {
+    const value = parse<T>(values[at]);
+    if (value !== undefined) return { value, at };
+  }
+  return undefined;
+}
+
+const CURRENT_LAYOUT: readonly SessionKeys[] = [SESSION_KEYS];
+const BOTH_LAYOUTS: readonly SessionKeys[] = [SESSION_KEYS, LEGACY_SESSION_KEYS];
+
 /** The revocations that wait for a replica (see KeyValueStore.durably), as metric labels. */
 export const REVOCATIONS = ['logout', 'all_sessions', 'session', 'refresh_reuse'] as const;
 export type Revocation = (typeof REVOCATIONS)[number];
@@ -87,6 +106,8 @@ export type Revocation = (typeof REVOCATIONS)[number];
 export interface SessionsOptions {
   /** A revocation no replica acknowledged in time: it stands on the primary, a failover may lose it. */
   onUnreplicated?: (revocation: Revocation) => void;
+  /** While it is active, the layout of earlier releases is read and written too (see key-layout.ts). */
+  transition?: LayoutTransition;
 }
 
 export interface IssuedSession {
@@ -106,6 +127,11 @@ export class Sessions {
     this.hmacKeys = [jwt.refreshSecret, ...jwt.previousRefreshSecrets].map((secret) => createSecretKey(Buffer.from(secret, 'utf8')));
   }
 
+  /** The key layouts in use, the current one first. */
+  private layouts(): readonly SessionKeys[] {
+    return this.options.transition?.active ? BOTH_LAYOUTS : CURRENT_LAYOUT;
+  }
+
   /**
    * A revocation answered as done must survive a failover: its writes wait for a replica. When
    * none acknowledges in time the revocation still holds (on the primary), and it is reported.
@@ -114,18 +140,22 @@ export class Sessions {
     if (!(await this.kv.durably(write))) this.options.onUnreplicated?.(revocation);
   }
 
-  private refreshKey(token: string, key = this.hmacKeys[0]!): string {
-    return `rt:${createHmac('sha256', key).update(token).digest('base64url')}`;
+  private hmac(token: string, key = this.hmacKeys[0]!): string {
+    return createHmac('sha256', key).update(token).digest('base64url');
   }
 
   /**
    * Claims a refresh token's record (see rotate). A token issued before the refresh secret was
-   * rotated is stored under the earlier secret's HMAC: try each secret, current first.
+   * rotated is stored under the earlier secret's HMAC: try each secret, current first. A token
+   * written to both layouts is claimed in both, so that neither release can use it again.
    */
-  private async claim(token: string, used: RefreshRecord, ttlMs: number): Promise<RefreshRecord | undefined> {
+  private async claim(token: string, sid: string, used: RefreshRecord, ttlMs: number): Promise<RefreshRecord | undefined> {
+    const layouts = this.layouts();
     for (const key of this.hmacKeys) {
-      const previous = await this.kv.swapIfExists(this.refreshKey(token, key), JSON.stringify(used), ttlMs);
-      if (previous !== null) return parse<RefreshRecord>(previous);
+      const hmac = this.hmac(token, key);
+      const previous = await Promise.all(layouts.map((keys) => this.kv.swapIfExists(keys.refresh(sid, hmac), JSON.stringify(used), ttlMs)));
+      const records = previous.map((value) => parse<RefreshRecord>(value)).filter((record) => record !== undefined);
+      if (records.length > 0) return records.find((record) => record.state === 'used') ?? records[0];
     }
     return undefined;
   }
@@ -135,31 +165,35 @@ export class Sessions {
     // its own record was overwritten; the random part is what makes it unguessable.
     const token = `${sid}.${randomBytes(32).toString('base64url')}`;
     const ttl = Math.min(this.jwt.refreshTtlMs, sessionExpiresAt - Date.now());
-    const record: RefreshRecord = { state: 'active', sid, uid };
-    await this.kv.set(this.refreshKey(token), JSON.stringify(record), ttl);
+    const record = JSON.stringify({ state: 'active', sid, uid } satisfies RefreshRecord);
+    const hmac = this.hmac(token);
+    await Promise.all(this.layouts().map((keys) => this.kv.set(keys.refresh(sid, hmac), record, ttl)));
     return token;
   }
 
   async create(userId: string, userAgent?: string): Promise<IssuedSession> {
     return guard(
       (async () => {
+        const layouts = this.layouts();
         const sessionId = randomUUID();
-        const gen = Number((await this.kv.get(`ugen:${userId}`)) ?? 0);
+        const gens = await this.kv.mget(layouts.map((keys) => keys.generation(userId)));
         const now = Date.now();
-        const session: SessionRecord = {
-          uid: userId,
-          gen,
-          expiresAt: now + this.jwt.sessionMaxAgeMs,
-          createdAt: now,
-          userAgent: userAgent ? [...userAgent].slice(0, USER_AGENT_MAX_LENGTH).join('') : null,
-        };
-        await this.kv.set(`sess:${sessionId}`, JSON.stringify(session), this.jwt.sessionMaxAgeMs);
-        await Promise.all([
-          // The index outlives every session in it: each ends within sessionMaxAge from now.
-          this.kv.addToSet(`usess:${userId}`, [sessionId], this.jwt.sessionMaxAgeMs),
-          this.kv.set(`slast:${sessionId}`, String(now), this.jwt.sessionMaxAgeMs),
-        ]);
-        const refreshToken = await this.issueRefresh(sessionId, userId, session.expiresAt);
+        const expiresAt = now + this.jwt.sessionMaxAgeMs;
+        const agent = userAgent ? [...userAgent].slice(0, USER_AGENT_MAX_LENGTH).join('') : null;
+        await Promise.all(
+          layouts.map((keys, i) => {
+            const session: SessionRecord = { uid: userId, gen: Number(gens[i] ?? 0), expiresAt, createdAt: now, userAgent: agent };
+            return this.kv.set(keys.session(sessionId), JSON.stringify(session), this.jwt.sessionMaxAgeMs);
+          }),
+        );
+        await Promise.all(
+          layouts.flatMap((keys) => [
+            // The index outlives every session in it: each ends within sessionMaxAge from now.
+            this.kv.addToSet(keys.index(userId), [sessionId], this.jwt.sessionMaxAgeMs),
+            this.kv.set(keys.lastUsed(sessionId), String(now), this.jwt.sessionMaxAgeMs),
+          ]),
+        );
+        const refreshToken = await this.issueRefresh(sessionId, userId, expiresAt);
         return { sessionId, refreshToken };
       })(),
     );
@@ -176,25 +210,27 @@ export class Sessions {
     const sid = match[1]!;
     return guard(
       (async () => {
+        const layouts = this.layouts();
         // Read the session before claiming the token: a concurrent reuse revokes the family only
         // after our claim, so the winner is never refused by the revocation its race caused.
-        const session = parse<SessionRecord>(await this.kv.get(`sess:${sid}`));
-        if (!session || session.expiresAt <= Date.now()) throw new AppError('invalid_grant', { security: { reason: 'session ended', sessionId: sid } });
-        if (!isCurrent(session, await this.kv.get(`ugen:${session.uid}`))) {
+        const found = first<SessionRecord>(await this.kv.mget(layouts.map((keys) => keys.session(sid))));
+        if (!found || found.value.expiresAt <= Date.now()) throw new AppError('invalid_grant', { security: { reason: 'session ended', sessionId: sid } });
+        const session = found.value;
+        if (!isCurrent(session, await this.kv.get(layouts[found.at]!.generation(session.uid)))) {
           throw new AppError('invalid_grant', { security: { reason: 'session ended by logout-all', sessionId: sid, userId: session.uid } });
         }
 
         const used: RefreshRecord = { state: 'used', sid, uid: session.uid };
-        const previous = await this.claim(token, used, session.expiresAt - Date.now());
+        const previous = await this.claim(token, sid, used, session.expiresAt - Date.now());
         if (!previous || previous.sid !== sid)
           throw new AppError('invalid_grant', { security: { reason: 'unknown or expired refresh token', sessionId: sid, userId: session.uid } });
         if (previous.state === 'used') {
-          await this.durably('refresh_reuse', (kv) => kv.del([`sess:${sid}`]));
+          await this.durably('refresh_reuse', (kv) => kv.del(layouts.map((keys) => keys.session(sid))));
           throw new RefreshReuseError(sid, session.uid);
         }
         const [refreshToken] = await Promise.all([
           this.issueRefresh(sid, session.uid, session.expiresAt),
-          this.kv.set(`slast:${sid}`, String(Date.now()), session.expiresAt - Date.now()),
+          ...layouts.map((keys) => this.kv.set(keys.lastUsed(sid), String(Date.now()), session.expiresAt - Date.now())),
         ]);
         return { sessionId: sid, refreshToken, userId: session.uid };
       })(),
@@ -204,34 +240,51 @@ export class Sessions {
   /** Logout: this access token and its whole session. */
   async revoke(claims: AccessClaims): Promise<void> {
     const remainingMs = claims.exp * 1000 - Date.now() + 10_000;
-    await guard(this.durably('logout', (kv) => Promise.all([kv.set(`bl:${claims.jti}`, '1', Math.max(remainingMs, 1000)), kv.del([`sess:${claims.sid}`])])));
+    const layouts = this.layouts();
+    await guard(
+      this.durably('logout', (kv) =>
+        Promise.all([
+          ...layouts.map((keys) => kv.set(keys.blocked(claims.sid, claims.jti), '1', Math.max(remainingMs, 1000))),
+          kv.del(layouts.map((keys) => keys.session(claims.sid))),
+        ]),
+      ),
+    );
   }
 
   /** Logout-all: every session of the user existing now; sessions created afterwards work. */
   async revokeAll(userId: string): Promise<void> {
+    const layouts = this.layouts();
     // Outlives every session it revokes: each of those ends within sessionMaxAge from now.
-    await guard(this.durably('all_sessions', (kv) => kv.bump(`ugen:${userId}`, this.jwt.sessionMaxAgeMs)));
+    await guard(this.durably('all_sessions', (kv) => Promise.all(layouts.map((keys) => kv.bump(keys.generation(userId), this.jwt.sessionMaxAgeMs)))));
   }
 
   /** The user's live sessions, newest first; `current` marks the caller's. Ended ones leave the index. */
   async list(userId: string, currentSessionId: string): Promise<SessionInfo[]> {
     return guard(
       (async () => {
-        const ids = await this.kv.setMembers(`usess:${userId}`);
+        const layouts = this.layouts();
+        const n = layouts.length;
+        const members = await Promise.all(layouts.map((keys) => this.kv.setMembers(keys.index(userId))));
+        const ids = [...new Set(members.flat())];
         if (ids.length === 0) return [];
-        const values = await this.kv.mget([`ugen:${userId}`, ...ids.flatMap((id) => [`sess:${id}`, `slast:${id}`])]);
-        const gen = values[0];
+        // The layouts' generations, then for each session and each layout: the session, its last use.
+        const values = await this.kv.mget([
+          ...layouts.map((keys) => keys.generation(userId)),
+          ...ids.flatMap((id) => layouts.flatMap((keys) => [keys.session(id), keys.lastUsed(id)])),
+        ]);
         const now = Date.now();
         const live: SessionInfo[] = [];
         const ended: string[] = [];
         ids.forEach((id, i) => {
-          const session = parse<SessionRecord>(values[1 + 2 * i]);
-          if (!session || session.uid !== userId || !isCurrent(session, gen) || session.expiresAt <= now) {
+          const at = n + 2 * n * i;
+          const found = first<SessionRecord>(layouts.map((_, j) => values[at + 2 * j]));
+          if (!found || found.value.uid !== userId || !isCurrent(found.value, values[found.at]) || found.value.expiresAt <= now) {
             ended.push(id);
             return;
           }
+          const session = found.value;
           const createdAt = session.createdAt ?? session.expiresAt - this.jwt.sessionMaxAgeMs;
-          const lastUsedAt = Number(values[2 + 2 * i] ?? createdAt);
+          const lastUsedAt = Number(values[at + 2 * found.at + 1] ?? createdAt);
           live.push({
             id,
             createdAt: new Date(createdAt).toISOString(),
@@ -242,7 +295,7 @@ export class Sessions {
           });
         });
         // Best effort: a failure here leaves entries the next read filters out again.
-        if (ended.length > 0) await this.kv.removeFromSet(`usess:${userId}`, ended).catch(() => undefined);
+        if (ended.length > 0) await Promise.all(layouts.map((keys) => this.kv.removeFromSet(keys.index(userId), ended))).catch(() => undefined);
         return live.sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id.localeCompare(a.id));
       })(),
     );
@@ -255,11 +308,15 @@ export class Sessions {
   async revokeSession(userId: string, sessionId: string): Promise<boolean> {
     return guard(
       (async () => {
-        const [raw, gen] = await this.kv.mget([`sess:${sessionId}`, `ugen:${userId}`]);
-        const session = parse<SessionRecord>(raw);
-        if (!session || session.uid !== userId || !isCurrent(session, gen)) return false;
+        const layouts = this.layouts();
+        const values = await this.kv.mget([...layouts.map((keys) => keys.session(sessionId)), ...layouts.map((keys) => keys.generation(userId))]);
+        const found = first<SessionRecord>(values.slice(0, layouts.length));
+        if (!found || found.value.uid !== userId || !isCurrent(found.value, values[layouts.length + found.at])) return false;
         await this.durably('session', (kv) =>
-          Promise.all([kv.del([`sess:${sessionId}`, `slast:${sessionId}`]), kv.removeFromSet(`usess:${userId}`, [sessionId])]),
+          Promise.all([
+            kv.del(layouts.flatMap((keys) => [keys.session(sessionId), keys.lastUsed(sessionId)])),
+            ...layouts.map((keys) => kv.removeFromSet(keys.index(userId), [sessionId])),
+          ]),
         );
         return true;
       })(),
@@ -270,18 +327,26 @@ export class Sessions {
   async endAll(userId: string): Promise<void> {
     await this.revokeAll(userId);
     await guard(
-      (async () => {
-        const ids = await this.kv.setMembers(`usess:${userId}`);
-        await this.kv.del([`usess:${userId}`, ...ids.flatMap((id) => [`sess:${id}`, `slast:${id}`])]);
-      })(),
+      Promise.all(
+        this.layouts().map(async (keys) => {
+          const ids = await this.kv.setMembers(keys.index(userId));
+          await this.kv.del([keys.index(userId), ...ids.flatMap((id) => [keys.session(id), keys.lastUsed(id)])]);
+        }),
+      ),
     );
   }
 
   /** True when the access token is still honoured. One round trip. */
   async isActive(claims: AccessClaims): Promise<boolean> {
-    const [blacklisted, rawSession, gen] = await guard(this.kv.mget([`bl:${claims.jti}`, `sess:${claims.sid}`, `ugen:${claims.sub}`]));
-    if (blacklisted !== null) return false;
-    const session = parse<SessionRecord>(rawSession);
-    return session !== undefined && session.uid === claims.sub && isCurrent(session, gen);
+    const layouts = this.layouts();
+    const keys: string[] = [];
+    for (const layout of layouts) keys.push(layout.blocked(claims.sid, claims.jti), layout.session(claims.sid), layout.generation(claims.sub));
+    const values = await guard(this.kv.mget(keys));
+    for (let j = 0; j < layouts.length; j++) if (values[3 * j] !== null) return false;
+    for (let j = 0; j < layouts.length; j++) {
+      const session = parse<SessionRecord>(values[3 * j + 1]);
+      if (session !== undefined) return session.uid === claims.sub && isCurrent(session, values[3 * j + 2]);
+    }
+    return false;
   }
 }

@@ -1,10 +1,12 @@
 // Response cache for public GET routes, in the cache store (a Redis that may evict).
 //
 // Invalidation by versioned namespaces instead of key scans: each cached entry records the
-// versions of the namespaces it was computed from (e.g. "items" and "item:42"); a write replaces
-// those versions with fresh random values. A read fetches the current versions and the entry in one
-// MGET and serves the entry only when they match, so a write is seen by the next read on every
-// worker. Versions are random, not counters, so an evicted version can never match an old entry.
+// version of the namespace it was computed from (e.g. "item:42"); a write replaces the version of
+// every namespace it touches ("items" and "item:42") with a fresh random value. A read fetches the
+// current version and the entry in one MGET and serves the entry only when they match, so a write is
+// seen by the next read on every worker. Versions are random, not counters, so an evicted version
+// can never match an old entry. One namespace per read: its version and its entries share a hash
+// tag (see key-layout.ts), so the MGET stays on one slot of a Redis Cluster.
 //
 // Stampede protection: concurrent misses for one key in this process compute once. Fail open: when
 // the cache store is down or slow the request is served from the source with X-Cache: BYPASS;
@@ -21,6 +23,7 @@ import type { Request, RequestHandler, Response } from 'express';
 import { serviceUnavailable } from '../lib/errors';
 import type { Logger } from '../lib/logger';
 import type { Metrics } from '../lib/metrics';
+import { CACHE_KEYS, LEGACY_CACHE_KEYS, type LayoutTransition } from '../lib/key-layout';
 import type { KeyValueStore } from '../lib/store/types';
 import { sendJsonText } from './json-response';
 
@@ -31,8 +34,8 @@ export interface CacheRouteOptions {
   /** Label for metrics and key space, e.g. "items:list". */
   name: string;
   ttlMs: number;
-  /** Namespaces this response depends on; a write to any of them makes it stale. */
-  namespaces: (req: Request) => string[];
+  /** The namespace this response depends on; a write to it makes the response stale. */
+  namespace: (req: Request) => string;
   /** The request's identity within the route: normalised, validated parameters only. */
   key: (req: Request) => string;
   /** 'public' by default; 'user' for one entry per authenticated user (see above). */
@@ -44,12 +47,18 @@ const PRIVATE = 'private, no-store';
 export interface ResponseCacheOptions {
   /** Different reads served from the source at once while the cache is unavailable (default: no bound). */
   maxFallbacks?: number;
+  /**
+   * While active, versions are also read and written under the names of earlier releases, so that
+   * a write handled by either release during a rolling upgrade makes the other's entries stale.
+   */
+  transition?: LayoutTransition;
 }
 
 export class ResponseCache {
   private readonly inflight = new Map<string, Promise<string | undefined>>();
   private fallbacks = 0;
   private readonly maxFallbacks: number;
+  private readonly transition: LayoutTransition | undefined;
 
   constructor(
     private readonly store: KeyValueStore,
@@ -58,13 +67,22 @@ export class ResponseCache {
     options: ResponseCacheOptions = {},
   ) {
     this.maxFallbacks = options.maxFallbacks ?? Infinity;
+    this.transition = options.transition;
     metrics.shed.inc({ reason: 'cache_fallback' }, 0); // present from the start, so a rate can be taken at once
   }
 
   /** Makes every entry depending on these namespaces stale, on every worker. */
   async invalidate(namespaces: readonly string[]): Promise<void> {
     try {
-      await Promise.all(namespaces.map((ns) => this.store.set(`ver:${ns}`, randomUUID(), VERSION_TTL_MS)));
+      const legacy = this.transition?.active === true;
+      await Promise.all(
+        namespaces.flatMap((ns) => {
+          const version = randomUUID();
+          const writes = [this.store.set(CACHE_KEYS.version(ns), version, VERSION_TTL_MS)];
+          if (legacy) writes.push(this.store.set(LEGACY_CACHE_KEYS.version(ns), version, VERSION_TTL_MS));
+          return writes;
+        }),
+      );
     } catch (err) {
       // The write itself succeeded; stale entries expire with their TTL. Loud, because reads may
       // be stale for up to that TTL.
@@ -84,25 +102,28 @@ export class ResponseCache {
         owner = `${req.auth.sub}:`;
         res.setHeader('Cache-Control', PRIVATE);
       }
-      const entryKey = `resp:${options.name}:${owner}${options.key(req)}`;
+      const namespace = options.namespace(req);
+      const entryKey = CACHE_KEYS.entry(namespace, `${options.name}:${owner}${options.key(req)}`);
       if (!this.store.isReady()) {
         count('bypass');
         return this.fromSource(entryKey, perUser, req, res, next);
       }
-      const namespaces = options.namespaces(req);
+      const keys = this.transition?.active
+        ? [CACHE_KEYS.version(namespace), LEGACY_CACHE_KEYS.version(namespace), entryKey]
+        : [CACHE_KEYS.version(namespace), entryKey];
       let values: (string | null)[];
       try {
-        values = await this.store.mget([...namespaces.map((ns) => `ver:${ns}`), entryKey]);
+        values = await this.store.mget(keys);
       } catch (err) {
         count('bypass');
         this.logger.warn('cache unavailable; serving from the source', { route: options.name, error: (err as Error).message });
         return this.fromSource(entryKey, perUser, req, res, next);
       }
       const versions = values
-        .slice(0, namespaces.length)
+        .slice(0, -1)
         .map((v) => v ?? '-')
         .join(',');
-      const entry = values[namespaces.length];
+      const entry = values[values.length - 1];
       if (entry) {
         const cut = entry.indexOf(SEPARATOR);
         if (entry.slice(0, cut) === versions) {

@@ -7,7 +7,7 @@ import { createHash, createSecretKey, randomUUID } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import jwt from 'jsonwebtoken';
 import request from 'supertest';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Config } from '../../src/config';
 import type { SecurityEvent } from '../../src/lib/security-log';
 import { fresh } from '../helpers/fresh';
@@ -179,6 +179,79 @@ describe('AccessTokens', () => {
     expect(await verdict(forge({ payload: { sid: 5 } }))).toBe('missing sub, jti or sid');
   });
 });
+
+describe('AccessTokens: tokens verified before', () => {
+  it('skips the signature check for a token it verified, and only for exactly that text', async () => {
+    const { tokens } = await load();
+    const access = new tokens.AccessTokens(JWT_CONFIG);
+    const token = forge();
+    const spy = vi.spyOn(jwt, 'verify');
+    const first = access.verify(token);
+    expect(access.verify(token)).toBe(first);
+    expect(spy).toHaveBeenCalledTimes(1);
+    expect(Object.isFrozen(first)).toBe(true);
+    // One character off is another token: checked, and refused.
+    const [head, body, signature] = token.split('.');
+    const tampered = `${head}.${body}.${signature!.slice(0, -1)}${signature!.endsWith('A') ? 'B' : 'A'}`;
+    expect(() => access.verify(tampered)).toThrow();
+    expect(spy).toHaveBeenCalledTimes(2);
+    spy.mockRestore();
+  });
+
+  it('never remembers a refused token', async () => {
+    const { tokens } = await load();
+    const access = new tokens.AccessTokens(JWT_CONFIG);
+    const token = forge({ secret: OLD_SECRET, header: { kid: kidOf(SECRET) } });
+    const spy = vi.spyOn(jwt, 'verify');
+    expect(() => access.verify(token)).toThrow();
+    expect(() => access.verify(token)).toThrow();
+    expect(spy).toHaveBeenCalledTimes(2);
+    spy.mockRestore();
+  });
+
+  it('still refuses a remembered token once it expires, from the second jsonwebtoken would', async () => {
+    vi.useFakeTimers({ now: Date.UTC(2026, 0, 1), toFake: ['Date'] });
+    try {
+      const { tokens } = await load();
+      const access = new tokens.AccessTokens(JWT_CONFIG);
+      const token = forge({ payload: { exp: now() + 10 } });
+      expect(access.verify(token).sub).toBe('user-1');
+      vi.setSystemTime(Date.now() + 14_999);
+      expect(access.verify(token).sub).toBe('user-1');
+      vi.setSystemTime(Date.now() + 1);
+      expect(await verdictOf(() => access.verify(token))).toBe('expired');
+      // And it is forgotten: checked again (and refused again) from scratch.
+      expect(await verdictOf(() => access.verify(token))).toBe('expired');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('remembers a bounded number, forgetting the oldest first', async () => {
+    const { tokens } = await load();
+    const access = new tokens.AccessTokens(JWT_CONFIG);
+    const first = forge();
+    access.verify(first);
+    const later = Array.from({ length: 10_000 }, (_, i) => forge({ payload: { jti: `j${i}` } }));
+    for (const token of later) access.verify(token);
+    const spy = vi.spyOn(jwt, 'verify');
+    access.verify(later[1]!);
+    access.verify(later.at(-1)!);
+    expect(spy).toHaveBeenCalledTimes(0);
+    access.verify(first);
+    expect(spy).toHaveBeenCalledTimes(1);
+    spy.mockRestore();
+  });
+});
+
+async function verdictOf(call: () => unknown): Promise<string> {
+  try {
+    call();
+    return 'accepted';
+  } catch (err) {
+    return ((err as Error).cause as Error).message;
+  }
+}
 
 describe('authenticate', () => {
   interface Setup {

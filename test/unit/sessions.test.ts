@@ -2,10 +2,11 @@
 // writes and for how long, rotation and reuse detection, logout, logout-all, the session list, and
 // failing closed when the store cannot answer. The modules are loaded inside each test
 // (test/helpers/fresh.ts): the refresh-token pattern is a top-level declaration.
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Config } from '../../src/config';
 import type { AccessClaims } from '../../src/lib/access-tokens';
+import { LayoutTransition, SESSION_KEYS as K } from '../../src/lib/key-layout';
 import type { KeyValueStore } from '../../src/lib/store/types';
 import { fresh } from '../helpers/fresh';
 import { watched } from '../helpers/watched-store';
@@ -40,9 +41,11 @@ interface Write {
 }
 
 /** Sessions over a fresh in-process store, with every write and its expiry recorded. */
-async function setup(jwt: Partial<Config['jwt']> = {}) {
+async function setup(jwt: Partial<Config['jwt']> = {}, options: { transition?: boolean } = {}) {
   const m = await load();
   const kv = new m.store.MemoryStore('test:');
+  const transition = options.transition ? await LayoutTransition.start(kv, MAX_AGE) : undefined;
+  if (transition) transitions.push(transition);
   const writes: Write[] = [];
   const calls: string[] = [];
   const recorded = watched(kv, (name, args) => {
@@ -65,12 +68,12 @@ async function setup(jwt: Partial<Config['jwt']> = {}) {
   });
   const unreplicated: string[] = [];
   const config = { ...JWT_CONFIG, ...jwt };
-  const sessions = new m.sessions.Sessions(store, config, { onUnreplicated: (revocation) => unreplicated.push(revocation) });
+  const sessions = new m.sessions.Sessions(store, config, { onUnreplicated: (revocation) => unreplicated.push(revocation), transition });
   return { m, kv, writes, calls, config, sessions, replicas, unreplicated };
 }
 
 const json = async (kv: KeyValueStore, key: string) => JSON.parse((await kv.get(key)) ?? 'null') as Record<string, unknown> | null;
-const hmac = (token: string, secret = REFRESH_SECRET) => `rt:${createHmac('sha256', secret).update(token).digest('base64url')}`;
+const hmac = (token: string, secret = REFRESH_SECRET) => K.refresh(token.split('.')[0]!, createHmac('sha256', secret).update(token).digest('base64url'));
 const claimsOf = (userId: string, sessionId: string, extra: Partial<AccessClaims> = {}): AccessClaims => ({
   sub: userId,
   sid: sessionId,
@@ -89,8 +92,11 @@ async function refusal(promise: Promise<unknown>): Promise<{ code: string; reaso
   return { code: err.code, reason: err.security?.reason, ...(err.security?.userId !== undefined && { userId: err.security.userId }) };
 }
 
+const transitions: LayoutTransition[] = [];
+
 afterEach(() => {
   vi.useRealTimers();
+  for (const transition of transitions.splice(0)) transition.stop();
 });
 
 describe('create', () => {
@@ -100,14 +106,14 @@ describe('create', () => {
     const { sessionId, refreshToken } = await sessions.create('user-1', 'Mozilla/5.0');
     expect(sessionId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(refreshToken).toMatch(new RegExp(`^${sessionId}\\.[A-Za-z0-9_-]{43}$`));
-    expect(await json(kv, `sess:${sessionId}`)).toEqual({ uid: 'user-1', gen: 0, expiresAt: T0 + MAX_AGE, createdAt: T0, userAgent: 'Mozilla/5.0' });
-    expect(await kv.setMembers('usess:user-1')).toEqual([sessionId]);
-    expect(await kv.get(`slast:${sessionId}`)).toBe(String(T0));
+    expect(await json(kv, K.session(sessionId))).toEqual({ uid: 'user-1', gen: 0, expiresAt: T0 + MAX_AGE, createdAt: T0, userAgent: 'Mozilla/5.0' });
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([sessionId]);
+    expect(await kv.get(K.lastUsed(sessionId))).toBe(String(T0));
     expect(await json(kv, hmac(refreshToken))).toEqual({ state: 'active', sid: sessionId, uid: 'user-1' });
     expect(writes.map((w) => [w.key.replace(sessionId, 'SID').replace(/^rt:.*/, 'rt:HMAC'), w.ttlMs])).toEqual([
-      ['sess:SID', MAX_AGE],
-      ['usess:user-1', MAX_AGE],
-      ['slast:SID', MAX_AGE],
+      ['sess:{s:SID}', MAX_AGE],
+      ['usess:{u:user-1}', MAX_AGE],
+      ['slast:{s:SID}', MAX_AGE],
       ['rt:HMAC', JWT_CONFIG.refreshTtlMs],
     ]);
   });
@@ -116,11 +122,11 @@ describe('create', () => {
     const { kv, sessions } = await setup();
     const long = `${'ü'.repeat(255)}😀tail`;
     const a = await sessions.create('user-1', long);
-    expect((await json(kv, `sess:${a.sessionId}`))?.userAgent).toBe(`${'ü'.repeat(255)}😀`);
+    expect((await json(kv, K.session(a.sessionId)))?.userAgent).toBe(`${'ü'.repeat(255)}😀`);
     const b = await sessions.create('user-1');
-    expect((await json(kv, `sess:${b.sessionId}`))?.userAgent).toBeNull();
+    expect((await json(kv, K.session(b.sessionId)))?.userAgent).toBeNull();
     const c = await sessions.create('user-1', '');
-    expect((await json(kv, `sess:${c.sessionId}`))?.userAgent).toBeNull();
+    expect((await json(kv, K.session(c.sessionId)))?.userAgent).toBeNull();
   });
 
   it('gives a refresh token no longer than the session has left', async () => {
@@ -135,7 +141,7 @@ describe('create', () => {
     await sessions.revokeAll('user-1');
     await sessions.revokeAll('user-1');
     const { sessionId } = await sessions.create('user-1');
-    expect((await json(kv, `sess:${sessionId}`))?.gen).toBe(2);
+    expect((await json(kv, K.session(sessionId)))?.gen).toBe(2);
     expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(true);
   });
 });
@@ -151,7 +157,7 @@ describe('rotate', () => {
     expect(second.refreshToken).not.toBe(first.refreshToken);
     expect(await json(kv, hmac(first.refreshToken))).toEqual({ state: 'used', sid: first.sessionId, uid: 'user-1' });
     expect(await json(kv, hmac(second.refreshToken))).toEqual({ state: 'active', sid: first.sessionId, uid: 'user-1' });
-    expect(await kv.get(`slast:${first.sessionId}`)).toBe(String(T0 + 60_000));
+    expect(await kv.get(K.lastUsed(first.sessionId))).toBe(String(T0 + 60_000));
     // The used record and the last use live as long as the session does; the new token as long as its lifetime.
     const rest = MAX_AGE - 60_000;
     expect(writes.slice(4).map((w) => [w.key.startsWith('rt:') ? `rt:${w.value?.includes('used') ? 'used' : 'new'}` : w.key.split(':')[0], w.ttlMs])).toEqual([
@@ -169,7 +175,7 @@ describe('rotate', () => {
     expect(reuse).toBeInstanceOf(m.sessions.RefreshReuseError);
     expect(reuse).toMatchObject({ code: 'invalid_grant', sessionId: first.sessionId, userId: 'user-1' });
     expect(((reuse as Error).cause as Error).message).toBe('refresh token reuse');
-    expect(await kv.get(`sess:${first.sessionId}`)).toBeNull();
+    expect(await kv.get(K.session(first.sessionId))).toBeNull();
     expect(await refusal(sessions.rotate(second.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
   });
 
@@ -206,10 +212,10 @@ describe('rotate', () => {
     expect(await refusal(sessions.rotate(revoked.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
 
     const expired = await sessions.create('user-2');
-    const record = (await json(kv, `sess:${expired.sessionId}`))!;
-    await kv.set(`sess:${expired.sessionId}`, JSON.stringify({ ...record, expiresAt: Date.now() }), 60_000);
+    const record = (await json(kv, K.session(expired.sessionId)))!;
+    await kv.set(K.session(expired.sessionId), JSON.stringify({ ...record, expiresAt: Date.now() }), 60_000);
     expect(await refusal(sessions.rotate(expired.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
-    await kv.set(`sess:${expired.sessionId}`, 'not json', 60_000);
+    await kv.set(K.session(expired.sessionId), 'not json', 60_000);
     expect(await refusal(sessions.rotate(expired.refreshToken))).toEqual({ code: 'invalid_grant', reason: 'session ended' });
 
     const everywhere = await sessions.create('user-3');
@@ -250,9 +256,9 @@ describe('revocation', () => {
     const claims = claimsOf('user-1', sessionId, { exp: T0 / 1000 + 300 });
     expect(await sessions.isActive(claims)).toBe(true);
     await sessions.revoke(claims);
-    expect(await kv.get(`bl:${claims.jti}`)).toBe('1');
-    expect(writes.find((w) => w.key === `bl:${claims.jti}`)?.ttlMs).toBe(310_000);
-    expect(await kv.get(`sess:${sessionId}`)).toBeNull();
+    expect(await kv.get(K.blocked(claims.sid, claims.jti))).toBe('1');
+    expect(writes.find((w) => w.key === K.blocked(claims.sid, claims.jti))?.ttlMs).toBe(310_000);
+    expect(await kv.get(K.session(sessionId))).toBeNull();
     expect(await sessions.isActive(claims)).toBe(false);
   });
 
@@ -268,7 +274,7 @@ describe('revocation', () => {
     const mine = await sessions.create('user-1');
     const theirs = await sessions.create('user-2');
     await sessions.revokeAll('user-1');
-    expect(writes.at(-1)).toEqual({ key: 'ugen:user-1', ttlMs: MAX_AGE });
+    expect(writes.at(-1)).toEqual({ key: K.generation('user-1'), ttlMs: MAX_AGE });
     expect(await sessions.isActive(claimsOf('user-1', mine.sessionId))).toBe(false);
     expect(await sessions.isActive(claimsOf('user-2', theirs.sessionId))).toBe(true);
     const later = await sessions.create('user-1');
@@ -281,9 +287,9 @@ describe('revocation', () => {
     expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(true);
     expect(await sessions.isActive(claimsOf('user-2', sessionId))).toBe(false); // someone else's session
     expect(await sessions.isActive(claimsOf('user-1', 'no-such-session'))).toBe(false);
-    await kv.set('bl:jti-other', '1', 60_000);
+    await kv.set(K.blocked(sessionId, 'jti-other'), '1', 60_000);
     expect(await sessions.isActive(claimsOf('user-1', sessionId, { jti: 'jti-other' }))).toBe(false);
-    await kv.set(`sess:${sessionId}`, 'not json', 60_000);
+    await kv.set(K.session(sessionId), 'not json', 60_000);
     expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(false);
   });
 
@@ -295,9 +301,9 @@ describe('revocation', () => {
     expect(await sessions.revokeSession('user-1', other.sessionId)).toBe(false);
     expect(await sessions.revokeSession('user-1', 'no-such-session')).toBe(false);
     expect(await sessions.revokeSession('user-1', a.sessionId)).toBe(true);
-    expect(await kv.get(`sess:${a.sessionId}`)).toBeNull();
-    expect(await kv.get(`slast:${a.sessionId}`)).toBeNull();
-    expect(await kv.setMembers('usess:user-1')).toEqual([b.sessionId]);
+    expect(await kv.get(K.session(a.sessionId))).toBeNull();
+    expect(await kv.get(K.lastUsed(a.sessionId))).toBeNull();
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([b.sessionId]);
     expect(await sessions.isActive(claimsOf('user-2', other.sessionId))).toBe(true);
     await sessions.revokeAll('user-1');
     expect(await sessions.revokeSession('user-1', b.sessionId)).toBe(false);
@@ -308,10 +314,10 @@ describe('revocation', () => {
     const a = await sessions.create('user-1');
     const b = await sessions.create('user-1');
     await sessions.endAll('user-1');
-    for (const key of ['usess:user-1', `sess:${a.sessionId}`, `sess:${b.sessionId}`, `slast:${a.sessionId}`, `slast:${b.sessionId}`])
+    for (const key of [K.index('user-1'), K.session(a.sessionId), K.session(b.sessionId), K.lastUsed(a.sessionId), K.lastUsed(b.sessionId)])
       expect(await kv.get(key), key).toBeNull();
-    expect(await kv.setMembers('usess:user-1')).toEqual([]);
-    expect(await kv.get('ugen:user-1')).toBe('1');
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([]);
+    expect(await kv.get(K.generation('user-1'))).toBe('1');
   });
 });
 
@@ -393,8 +399,8 @@ describe('list', () => {
     vi.useFakeTimers({ now: T0, toFake: ['Date'] });
     const { kv, sessions } = await setup();
     const { sessionId } = await sessions.create('user-1');
-    const record = (await json(kv, `sess:${sessionId}`))!;
-    await kv.set(`sess:${sessionId}`, JSON.stringify({ ...record, expiresAt: T0 }), 60_000);
+    const record = (await json(kv, K.session(sessionId)))!;
+    await kv.set(K.session(sessionId), JSON.stringify({ ...record, expiresAt: T0 }), 60_000);
     expect(await sessions.list('user-1', sessionId)).toEqual([]);
   });
 
@@ -410,23 +416,23 @@ describe('list', () => {
     const ended = await sessions.create('user-1');
     const live = await sessions.create('user-1');
     await sessions.revoke(claimsOf('user-1', ended.sessionId));
-    await kv.addToSet('usess:user-1', ['stray-session'], 60_000);
+    await kv.addToSet(K.index('user-1'), ['stray-session'], 60_000);
     const { sessionId: foreign } = await sessions.create('user-2');
-    await kv.addToSet('usess:user-1', [foreign], 60_000);
+    await kv.addToSet(K.index('user-1'), [foreign], 60_000);
     expect((await sessions.list('user-1', live.sessionId)).map((s) => s.id)).toEqual([live.sessionId]);
-    expect(await kv.setMembers('usess:user-1')).toEqual([live.sessionId]);
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([live.sessionId]);
     await sessions.revokeAll('user-1');
     expect(await sessions.list('user-1', live.sessionId)).toEqual([]);
-    expect(await kv.setMembers('usess:user-1')).toEqual([]);
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([]);
   });
 
   it('reads sessions written before they recorded their start, agent and last use', async () => {
     vi.useFakeTimers({ now: T0, toFake: ['Date'] });
     const { kv, sessions } = await setup();
-    await kv.set('sess:old-session', JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 1000 }), 60_000);
-    await kv.set('sess:odd-session', JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 2000, createdAt: T0 - 10 }), 60_000);
-    await kv.set('slast:odd-session', 'not a number', 60_000);
-    await kv.addToSet('usess:user-1', ['old-session', 'odd-session'], 60_000);
+    await kv.set(K.session('old-session'), JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 1000 }), 60_000);
+    await kv.set(K.session('odd-session'), JSON.stringify({ uid: 'user-1', gen: 0, expiresAt: T0 + 2000, createdAt: T0 - 10 }), 60_000);
+    await kv.set(K.lastUsed('odd-session'), 'not a number', 60_000);
+    await kv.addToSet(K.index('user-1'), ['old-session', 'odd-session'], 60_000);
     const listed = await sessions.list('user-1', 'none');
     expect(listed.map((s) => [s.id, s.createdAt, s.lastUsedAt, s.userAgent])).toEqual([
       ['odd-session', new Date(T0 - 10).toISOString(), new Date(T0 - 10).toISOString(), null],
@@ -468,7 +474,144 @@ describe('when the store cannot answer', () => {
     const failingRemoval = Object.assign(Object.create(kv) as KeyValueStore, { removeFromSet: async () => Promise.reject(new Error('store down')) });
     const sessions = new m.sessions.Sessions(failingRemoval, config);
     const live = await sessions.create('user-1');
-    await kv.addToSet('usess:user-1', ['stray-session'], 60_000);
+    await kv.addToSet(K.index('user-1'), ['stray-session'], 60_000);
     expect((await sessions.list('user-1', live.sessionId)).map((s) => s.id)).toEqual([live.sessionId]);
+  });
+});
+
+// What a release before the tagged key layout wrote, spelled out as it wrote it (not through
+// LEGACY_SESSION_KEYS, so that a mistake there shows here).
+async function legacySession(kv: KeyValueStore, uid: string, gen = 0): Promise<{ sid: string; token: string; claims: AccessClaims }> {
+  const id = randomUUID();
+  const token = `${id}.${'x'.repeat(43)}`;
+  const now = Date.now();
+  await kv.set(`sess:${id}`, JSON.stringify({ uid, gen, expiresAt: now + MAX_AGE, createdAt: now, userAgent: null }), MAX_AGE);
+  await kv.addToSet(`usess:${uid}`, [id], MAX_AGE);
+  await kv.set(`slast:${id}`, String(now), MAX_AGE);
+  await kv.set(`rt:${createHmac('sha256', REFRESH_SECRET).update(token).digest('base64url')}`, JSON.stringify({ state: 'active', sid: id, uid }), MAX_AGE);
+  return { sid: id, token, claims: claimsOf(uid, id) };
+}
+
+describe('upgrading from the untagged key layout', () => {
+  it('honours a session an earlier release created: token check, list, rotation, reuse detection', async () => {
+    const { kv, m, sessions } = await setup({}, { transition: true });
+    const old = await legacySession(kv, 'user-1');
+    expect(await sessions.isActive(old.claims)).toBe(true);
+    expect((await sessions.list('user-1', old.sid)).map((s) => [s.id, s.current])).toEqual([[old.sid, true]]);
+    const rotated = await sessions.rotate(old.token);
+    expect(rotated).toMatchObject({ sessionId: old.sid, userId: 'user-1' });
+    // The new token works, in both layouts; the old one is now reuse, which ends the session in both.
+    expect(await kv.get(`rt:${createHmac('sha256', REFRESH_SECRET).update(rotated.refreshToken).digest('base64url')}`)).toContain('active');
+    await expect(sessions.rotate(old.token)).rejects.toBeInstanceOf(m.sessions.RefreshReuseError);
+    expect(await kv.get(`sess:${old.sid}`)).toBeNull();
+    expect(await sessions.isActive(old.claims)).toBe(false);
+  });
+
+  it('writes what it creates to both layouts, each with its own generation, so an earlier release can read it', async () => {
+    const { kv, sessions } = await setup({}, { transition: true });
+    await kv.bump('ugen:user-1', MAX_AGE);
+    await kv.bump('ugen:user-1', MAX_AGE);
+    await kv.bump('ugen:user-1', MAX_AGE);
+    const { sessionId, refreshToken } = await sessions.create('user-1');
+    expect((await json(kv, `sess:${sessionId}`))?.gen).toBe(3);
+    expect((await json(kv, K.session(sessionId)))?.gen).toBe(0);
+    expect(await kv.setMembers('usess:user-1')).toEqual([sessionId]);
+    expect(await kv.get(`slast:${sessionId}`)).not.toBeNull();
+    expect(await kv.get(`rt:${createHmac('sha256', REFRESH_SECRET).update(refreshToken).digest('base64url')}`)).toContain('active');
+    expect(await sessions.isActive(claimsOf('user-1', sessionId))).toBe(true);
+  });
+
+  it('revokes in both layouts: logout, logout-all, ending one session, account deletion', async () => {
+    const { kv, sessions } = await setup({}, { transition: true });
+    const mine = await sessions.create('user-1');
+    const claims = claimsOf('user-1', mine.sessionId);
+    await sessions.revoke(claims);
+    expect(await kv.get(`bl:${claims.jti}`)).toBe('1');
+    expect(await kv.get(K.blocked(claims.sid, claims.jti))).toBe('1');
+    expect(await kv.get(`sess:${mine.sessionId}`)).toBeNull();
+    expect(await kv.get(K.session(mine.sessionId))).toBeNull();
+
+    const old = await legacySession(kv, 'user-1');
+    const created = await sessions.create('user-1');
+    await sessions.revokeAll('user-1');
+    expect([await kv.get('ugen:user-1'), await kv.get(K.generation('user-1'))]).toEqual(['1', '1']);
+    expect(await sessions.isActive(old.claims)).toBe(false);
+    expect(await sessions.isActive(claimsOf('user-1', created.sessionId))).toBe(false);
+
+    const one = await sessions.create('user-1');
+    expect(await sessions.revokeSession('user-1', one.sessionId)).toBe(true);
+    for (const key of [`sess:${one.sessionId}`, `slast:${one.sessionId}`, K.session(one.sessionId), K.lastUsed(one.sessionId)]) expect(await kv.get(key), key).toBeNull();
+    expect(await kv.setMembers('usess:user-1')).not.toContain(one.sessionId);
+    expect(await kv.setMembers(K.index('user-1'))).not.toContain(one.sessionId);
+
+    const last = await legacySession(kv, 'user-1', 1);
+    await sessions.endAll('user-1');
+    expect(await kv.setMembers('usess:user-1')).toEqual([]);
+    expect(await kv.setMembers(K.index('user-1'))).toEqual([]);
+    expect(await kv.get(`sess:${last.sid}`)).toBeNull();
+  });
+
+  it('treats a refresh token one release used as reuse in the other', async () => {
+    const { kv, m, sessions } = await setup({}, { transition: true });
+    const { sessionId, refreshToken } = await sessions.create('user-1');
+    // An earlier release rotates it: it claims only the untagged record.
+    const legacyKey = `rt:${createHmac('sha256', REFRESH_SECRET).update(refreshToken).digest('base64url')}`;
+    await kv.swapIfExists(legacyKey, JSON.stringify({ state: 'used', sid: sessionId, uid: 'user-1' }), 60_000);
+    await expect(sessions.rotate(refreshToken)).rejects.toBeInstanceOf(m.sessions.RefreshReuseError);
+    expect(await kv.get(K.session(sessionId))).toBeNull();
+    expect(await kv.get(`sess:${sessionId}`)).toBeNull();
+  });
+
+  it('reads and writes the tagged layout alone once the longest session and a day have passed', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, sessions, writes } = await setup({}, { transition: true });
+    vi.setSystemTime(T0 + MAX_AGE + 86_400_000 - 1);
+    const old = await legacySession(kv, 'user-1');
+    expect(await sessions.isActive(old.claims)).toBe(true);
+    vi.setSystemTime(T0 + MAX_AGE + 86_400_000);
+    expect(await sessions.isActive(old.claims)).toBe(false);
+    writes.length = 0;
+    await sessions.create('user-1');
+    expect(writes.map((w) => w.key).filter((key) => !key.includes('{'))).toEqual([]);
+  });
+});
+
+describe('LayoutTransition', () => {
+  it('starts once for the whole deployment: later processes keep the first one\'s start', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const m = await load();
+    const kv = new m.store.MemoryStore('t:');
+    const first = await LayoutTransition.start(kv, MAX_AGE);
+    vi.setSystemTime(T0 + MAX_AGE);
+    const later = await LayoutTransition.start(kv, MAX_AGE);
+    transitions.push(first, later);
+    expect([first.active, later.active]).toEqual([true, true]);
+    vi.setSystemTime(T0 + MAX_AGE + 86_400_000);
+    expect([first.active, later.active]).toEqual([false, false]);
+    // A process started after the end does not begin another.
+    const after = await LayoutTransition.start(kv, MAX_AGE);
+    transitions.push(after);
+    expect(after.active).toBe(false);
+  });
+
+  it('assumes the transition while the store cannot say, and learns when it can', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const m = await load();
+    const kv = new m.store.MemoryStore('t:');
+    await kv.set('keylayout:tagged', String(T0 - 2 * MAX_AGE), 10 * MAX_AGE);
+    let down = true;
+    const flaky = Object.assign(Object.create(kv) as KeyValueStore, {
+      setIfAbsent: (...args: Parameters<KeyValueStore['setIfAbsent']>) => (down ? Promise.reject(new Error('store down')) : kv.setIfAbsent(...args)),
+    });
+    const transition = await LayoutTransition.start(flaky, MAX_AGE);
+    transitions.push(transition);
+    expect(transition.active).toBe(true);
+    down = false;
+    await transition.check();
+    expect(transition.active).toBe(false);
+  });
+
+  it('never runs where the untagged layout cannot exist', () => {
+    expect(LayoutTransition.none().active).toBe(false);
   });
 });

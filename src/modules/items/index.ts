@@ -51,7 +51,7 @@ export const itemsModule = defineModule({
         cache: {
           name: 'items:list',
           ttlMs: LIST_TTL_MS,
-          namespaces: () => ['items'],
+          namespace: () => 'items',
           key: ({ query: q }) => `page=${q.page}&limit=${q.limit}&sort=${q.sort}&tag=${encodeURIComponent(q.tag ?? '')}`,
         },
         responses: { 200: { description: 'One page of items and the total', body: itemPage } },
@@ -69,7 +69,7 @@ export const itemsModule = defineModule({
         description: 'Cached for 60 s; a write to the item is seen by the next read on every worker.',
         access: 'public',
         params: itemParams,
-        cache: { name: 'items:one', ttlMs: ITEM_TTL_MS, namespaces: ({ params }) => [`item:${params.id}`], key: ({ params }) => params.id },
+        cache: { name: 'items:one', ttlMs: ITEM_TTL_MS, namespace: ({ params }) => `item:${params.id}`, key: ({ params }) => params.id },
         responses: { 200: { description: 'The item', body: itemResponse } },
         errors: ['not_found'],
         handler: async ({ params }, _req, res) => {

@@ -37,7 +37,7 @@ export const usersModule = defineModule({
         'Served from a per-user cache entry after authentication and the revocation check; a change made through PATCH is seen by the next read on every worker.',
       access: 'bearer',
       // The most frequent authenticated read: a hit costs no database query.
-      cache: { name: 'users:me', ttlMs: PROFILE_TTL_MS, audience: 'user', namespaces: ({ auth }) => [profileNamespace(auth.sub)], key: () => 'me' },
+      cache: { name: 'users:me', ttlMs: PROFILE_TTL_MS, audience: 'user', namespace: ({ auth }) => profileNamespace(auth.sub), key: () => 'me' },
       responses: { 200: { description: 'The account', body: userResponse, headers: ['Cache-Control'] } },
       errors: ['not_found'],
       handler: async ({ auth }, _req, res) => sendUser(res, await findUser(db, auth.sub)),
