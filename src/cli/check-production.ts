@@ -120,7 +120,7 @@ function evictionProblem(where: string, policy: string): string {
   return `${where} has maxmemory-policy ${policy}: under memory pressure it can evict rate-limit counters and revocations (every key has a TTL, so volatile-* policies evict them too), silently un-revoking tokens. Use noeviction, and a separate Redis (CACHE_REDIS_URL) for the cache.`;
 }
 
-/** Reachable, and (for security state) a policy that never evicts; one server or a Sentinel group. */
+/** Reachable, and (for security state) a policy that never evicts; one server or a Sentinel group (a Cluster: checkRedisCluster). */
 export async function checkRedis(target: RedisTarget, tlsCa: string | undefined, role: string, mustNotEvict: boolean): Promise<Finding> {
   const client = newRedis(target, { tlsCa }, DOCTOR_OPTIONS);
   client.on('error', () => undefined);

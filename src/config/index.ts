@@ -154,7 +154,7 @@ export interface Config {
   readonly isProduction: boolean;
   readonly port: number;
   readonly host: string | undefined;
-  /** REDIS_URL as given (trimmed): one server, or a Sentinel group (redis-sentinel://). */
+  /** REDIS_URL as given (trimmed): one server, a Sentinel group (redis-sentinel://) or a Cluster (redis-cluster://). */
   readonly redisUrl: string | undefined;
   readonly redisTarget: RedisTarget | undefined;
   readonly cacheRedisUrl: string | undefined;

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
 import { checkRedisCluster } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
+import { SESSION_KEYS } from '../../src/lib/key-layout';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
 import { RedisStore } from '../../src/lib/store/redis-store';
 import { createTestContext, type TestContext } from '../helpers/app';
@@ -26,6 +27,11 @@ async function unreplicated(metrics: Metrics, revocation?: string): Promise<numb
 }
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** The session id an access token names (its payload, not verified: the test issued it). */
+function sessionIdOf(accessToken: string): string {
+  return (JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')) as { sid: string }).sid;
+}
 
 describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
   `the app on a Redis Cluster${HAS_REDIS_CLUSTER_TOOLS ? (DATABASE_URL ? '' : ` (${NO_DATABASE_REASON})`) : ` (${NO_REDIS_CLUSTER_TOOLS_REASON})`}`,
@@ -144,27 +150,40 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect(await unreplicated(metrics)).toBe(before);
     });
 
-    it('with the replicas frozen: logout waits out the bound, answers 204, is counted, and holds', async () => {
+    it('with the replica of the session’s master frozen: that logout waits out the bound, answers 204, is counted and holds; one on another master is acknowledged', async () => {
       const account = await register(app);
-      const session = await login(app, account.email);
-      // Every replica frozen, so whichever masters the logout writes to, none acknowledges.
-      const topology = await cluster!.topology();
-      const frozen = topology.flatMap((m) => m.replicas.map((port) => cluster!.node(port).process));
-      expect(frozen).toHaveLength(3);
+      // Sessions until one lives on another master than the first (each login is a new session,
+      // its keys under the session's hash tag).
+      const masterOfSession = (token: string) => cluster!.masterOf(ctx!.keyPrefix + SESSION_KEYS.session(sessionIdOf(token)));
+      const here = await login(app, account.email);
+      const frozenMaster = await masterOfSession(here.accessToken);
+      let elsewhere: Awaited<ReturnType<typeof login>> | undefined;
+      for (let i = 0; i < 30 && elsewhere === undefined; i++) {
+        const session = await login(app, account.email);
+        if ((await masterOfSession(session.accessToken)) !== frozenMaster) elsewhere = session;
+      }
+      expect(elsewhere, 'a session on another master').toBeDefined();
+      const replicas = (await cluster!.topology()).find((m) => m.port === frozenMaster)!.replicas.map((port) => cluster!.node(port).process);
+      expect(replicas).toHaveLength(1);
       const before = await unreplicated(metrics, 'logout');
-      for (const p of frozen) p.pause();
+      for (const p of replicas) p.pause();
       try {
+        // Its master has its replica: acknowledged, nothing counted.
+        expect((await request(app).post('/api/v1/auth/logout').set(bearer(elsewhere!.accessToken))).status).toBe(204);
+        expect(await unreplicated(metrics, 'logout')).toBe(before);
+
         const started = performance.now();
-        const res = await request(app).post('/api/v1/auth/logout').set(bearer(session.accessToken));
+        const res = await request(app).post('/api/v1/auth/logout').set(bearer(here.accessToken));
         const ms = performance.now() - started;
         expect(res.status).toBe(204);
         expect(ms).toBeGreaterThanOrEqual(WAIT_MS - 5);
         expect(ms).toBeLessThan(WAIT_MS + SLACK_MS);
         expect(await unreplicated(metrics, 'logout')).toBe(before + 1);
-        expect((await me(app, session.accessToken)).status).toBe(401);
+        expect((await me(app, here.accessToken)).status).toBe(401);
+        expect((await me(app, elsewhere!.accessToken)).status).toBe(401);
         expect(ctx!.log.text()).toMatch(/revocation not acknowledged by a replica in time/);
       } finally {
-        for (const p of frozen) p.resume();
+        for (const p of replicas) p.resume();
       }
     });
 

@@ -16,6 +16,7 @@ import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 // bound is 250 ms); recovery within 10 s of the promotion.
 const REFUSAL_BOUND_MS = 1500;
 const RECOVERY_BOUND_MS = 10_000;
+const SECRETS = { JWT_ACCESS_SECRET: 'cluster-failover-access-secret-0123456789ab', JWT_REFRESH_SECRET: 'cluster-failover-refresh-secret-0123456789ab' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
@@ -39,15 +40,25 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
   () => {
     let cluster: TestRedisCluster | undefined;
     let ctx: TestContext | undefined;
+    // A second app instance with dependencies of its own on the same Cluster and database, as a
+    // second process would be.
+    let other: TestContext | undefined;
     let app: TestContext['app'];
 
     beforeAll(async () => {
       cluster = await TestRedisCluster.start({ nodeTimeoutMs: 1500 });
-      ctx = await createTestContext({ env: { REDIS_URL: cluster.url }, app: { metrics: createMetrics() } });
+      ctx = await createTestContext({ env: { ...SECRETS, REDIS_URL: cluster.url }, app: { metrics: createMetrics() } });
+      other = await createTestContext({
+        env: { ...SECRETS, REDIS_URL: cluster.url },
+        app: { metrics: createMetrics() },
+        databaseUrl: ctx.config.databaseUrl!,
+        keyPrefix: ctx.keyPrefix,
+      });
       app = ctx.app;
     }, 90_000);
 
     afterAll(async () => {
+      await other?.close();
       await ctx?.close();
       await cluster?.stop();
     }, 30_000);
@@ -86,8 +97,24 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect(victim, "the live session's key").toBeDefined();
       const survivor = topology.find((m) => m.port !== victim)!.port;
 
+      // Steady load beside the observed loop: on each app instance, one worker sending
+      // authenticated requests and one reading a public cached item, back to back.
+      let loadOn = true;
+      let killedAt = performance.now();
+      const background: { kind: 'security' | 'read'; status: number; ms: number; at: number }[] = [];
+      const itemPath = `/api/v1/items/${item.body.item.id as string}`;
+      const worker = async (target: TestContext['app'], kind: 'security' | 'read') => {
+        while (loadOn) {
+          const started = performance.now();
+          const res = await (kind === 'security' ? request(target).get('/api/v1/users/me').set('Authorization', `Bearer ${live.accessToken}`) : request(target).get(itemPath));
+          background.push({ kind, status: res.status, ms: performance.now() - started, at: started - killedAt });
+        }
+      };
+      const workers = [app, other!.app].flatMap((target) => [worker(target, 'security'), worker(target, 'read')]);
+      await sleep(500);
+
       await cluster!.node(victim!).process.stop(); // SIGKILL
-      const killedAt = performance.now();
+      killedAt = performance.now();
 
       const security: { status: number; ms: number; at: number }[] = [];
       const reads: number[] = [];
@@ -108,7 +135,11 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         if (promotedAt !== undefined && stableSince !== undefined && performance.now() - stableSince > 3000) break;
         await sleep(100);
       }
+      loadOn = false;
+      await Promise.all(workers);
       const recoveredAt = stableSince;
+      const loadSecurity = background.filter((b) => b.kind === 'security' && b.at >= 0);
+      const loadReads = background.filter((b) => b.kind === 'read');
       const firstRecovery = security.find((s) => s.status === 200 && promotedAt !== undefined && s.at + killedAt >= promotedAt);
       const refused = security.filter((s) => s.status === 503);
       const figures = {
@@ -117,11 +148,19 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         recoveredAfterMs: recoveredAt && Math.round(recoveredAt - killedAt),
         securityRequests: security.length,
         refused503: refused.length,
+        firstRefusalAfterMs: Math.round(Math.min(...refused.map((s) => s.at))),
         lastRefusalAfterMs: Math.round(Math.max(0, ...refused.map((s) => s.at))),
         slowestRefusalMs: Math.round(Math.max(0, ...refused.map((s) => s.ms))),
         statuses: [...new Set(security.map((s) => s.status))],
         publicReads: reads.length,
         readStatuses: [...new Set(reads)],
+        loadSecurityRequests: loadSecurity.length,
+        loadRefused503: loadSecurity.filter((b) => b.status === 503).length,
+        loadSlowestRefusalMs: Math.round(Math.max(0, ...loadSecurity.filter((b) => b.status === 503).map((b) => b.ms))),
+        loadLastRefusalAfterMs: Math.round(Math.max(0, ...loadSecurity.filter((b) => b.status === 503).map((b) => b.at))),
+        loadStatuses: [...new Set(loadSecurity.map((b) => b.status))],
+        loadReads: loadReads.length,
+        loadReadStatuses: [...new Set(loadReads.map((b) => b.status))],
       };
       console.log('cluster failover figures', JSON.stringify(figures));
 
@@ -134,6 +173,12 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         if (s.status === 503) expect(s.ms).toBeLessThan(REFUSAL_BOUND_MS);
       }
       expect(new Set(reads)).toEqual(new Set([200]));
+      for (const b of loadSecurity) {
+        expect([200, 503]).toContain(b.status);
+        if (b.status === 503) expect(b.ms).toBeLessThan(REFUSAL_BOUND_MS);
+        if (b.status === 503) expect(b.at + killedAt - promotedAt!).toBeLessThan(RECOVERY_BOUND_MS);
+      }
+      expect(new Set(loadReads.map((b) => b.status))).toEqual(new Set([200]));
 
       // After the promotion, without a restart: every revoked token stays revoked, and a new
       // login, an authenticated request and a logout work.
