@@ -63,7 +63,27 @@ export function createRedisClient({ target, tlsCa, natMap, role, commandTimeoutM
     logger.warn('redis connection closed; reconnecting', { role, url: where });
     healthy = false;
   });
+  if (client.isCluster) logClusterNodes(client as Cluster, role, logger);
   return client;
+}
+
+/**
+ * A Cluster stays ready while one node is lost (its slots fail, the others are served): log each
+ * node's loss once, and its return, by address.
+ */
+function logClusterNodes(cluster: Cluster, role: string, logger: Logger): void {
+  const down = new Set<string>();
+  cluster.on('node error', (err: Error, node: string) => {
+    if (down.has(node)) return;
+    down.add(node);
+    logger.error('redis cluster node unavailable', { role, node, error: err.message });
+  });
+  cluster.on('+node', (redis: Redis) => {
+    const node = `${redis.options.host}:${redis.options.port}`;
+    redis.once('ready', () => {
+      if (down.delete(node)) logger.info('redis cluster node reachable again', { role, node });
+    });
+  });
 }
 
 /**

@@ -190,7 +190,10 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect((await me(after.accessToken)).status).toBe(200);
       expect((await logout(after.accessToken)).status).toBe(204);
       expect((await me(after.accessToken)).status).toBe(401);
-      // The surviving masters never saw a command across slots.
+      // The loss was logged once per client, by address, and the promotion needed no restart.
+      expect(ctx!.log.text()).toContain(`redis cluster node unavailable`);
+      expect(ctx!.log.text()).toContain(`127.0.0.1:${victim}`);
+            // The surviving masters never saw a command across slots.
       expect(await cluster!.crossSlotErrors()).toBe(0);
       expect(survivor).not.toBe(victim);
     }, 120_000);
