@@ -2,7 +2,8 @@
 // free ports) for its security state and its cache: every account flow, the cache, rate limits
 // shared by two app instances, and never a command across hash slots. Revocations wait for a
 // replica of each master they wrote to (WAIT on that master, on the connection that wrote).
-import Redis from 'ioredis';
+import net from 'node:net';
+import Redis, { type Cluster } from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
@@ -10,6 +11,7 @@ import { checkRedisCluster } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
 import { SESSION_KEYS } from '../../src/lib/key-layout';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
+import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
 import { RedisStore } from '../../src/lib/store/redis-store';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { login, me, refresh, register } from '../helpers/auth';
@@ -27,6 +29,35 @@ async function unreplicated(metrics: Metrics, revocation?: string): Promise<numb
 }
 
 const bearer = (token: string) => ({ Authorization: `Bearer ${token}` });
+
+/** A TCP relay on a free port to a local port, counting the connections it relayed. */
+async function tcpRelay(to: number): Promise<{ port: number; connections(): number; close(): Promise<void> }> {
+  let count = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    count++;
+    const outbound = net.connect(to, '127.0.0.1');
+    for (const s of [inbound, outbound]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => {
+        inbound.destroy();
+        outbound.destroy();
+      });
+    }
+    inbound.pipe(outbound).pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => count,
+    close: () =>
+      new Promise((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
 
 /** The session id an access token names (its payload, not verified: the test issued it). */
 function sessionIdOf(accessToken: string): string {
@@ -184,6 +215,38 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         expect(ctx!.log.text()).toMatch(/revocation not acknowledged by a replica in time/);
       } finally {
         for (const p of replicas) p.resume();
+      }
+    });
+
+    it('reaches the nodes through REDIS_CLUSTER_NAT_MAP: every master by its mapped address, none directly', async () => {
+      // A TCP relay per node stands for the address a container would reach it by; the nodes
+      // announce 127.0.0.1:<port>, which the mapping sends to the relays.
+      const relays = await Promise.all(cluster!.nodes.map((n) => tcpRelay(n.port)));
+      const natMap = relays.map((r, i) => `127.0.0.1:${cluster!.nodes[i]!.port}=127.0.0.1:${r.port}`).join(',');
+      const config = loadConfig({ REDIS_URL: `redis-cluster://127.0.0.1:${relays[0]!.port}`, REDIS_CLUSTER_NAT_MAP: natMap });
+      const client = createRedisClient({
+        target: config.redisTarget!,
+        natMap: config.redisClusterNatMap,
+        role: 'nat-test',
+        commandTimeoutMs: 1000,
+        logger: ctx!.log.logger,
+      });
+      try {
+        expect(await connectRedis(client, 5000)).toBe(true);
+        const store = new RedisStore(client, `${ctx!.keyPrefix}nat:`);
+        const keys = Array.from({ length: 30 }, (_, i) => `k${i}`);
+        for (const key of keys) await store.set(key, key, 60_000);
+        expect(await store.mget(keys)).toEqual(keys);
+        const masters = (client as Cluster).nodes('master').map((n) => n.options.port);
+        expect(masters.sort()).toEqual(
+          (await cluster!.topology())
+            .map((m) => relays[cluster!.nodes.findIndex((n) => n.port === m.port)]!.port)
+            .sort(),
+        );
+        for (const m of await cluster!.topology()) expect(relays[cluster!.nodes.findIndex((n) => n.port === m.port)]!.connections()).toBeGreaterThan(0);
+      } finally {
+        await closeRedis(client);
+        for (const r of relays) await r.close();
       }
     });
 
