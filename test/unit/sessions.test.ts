@@ -601,7 +601,7 @@ describe('LayoutTransition', () => {
     await kv.set('keylayout:tagged', String(T0 - 2 * MAX_AGE), 10 * MAX_AGE);
     let down = true;
     const flaky = Object.assign(Object.create(kv) as KeyValueStore, {
-      setIfAbsent: (...args: Parameters<KeyValueStore['setIfAbsent']>) => (down ? Promise.reject(new Error('store down')) : kv.setIfAbsent(...args)),
+      get: (key: string) => (down ? Promise.reject(new Error('store down')) : kv.get(key)),
     });
     const transition = await LayoutTransition.start(flaky, MAX_AGE);
     transitions.push(transition);
@@ -609,6 +609,28 @@ describe('LayoutTransition', () => {
     down = false;
     await transition.check();
     expect(transition.active).toBe(false);
+  });
+
+  it('is not needed where the first process finds no session of the old layout, and every later one agrees', async () => {
+    const m = await load();
+    const kv = new m.store.MemoryStore('t:');
+    const looked: string[] = [];
+    const first = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout: async () => (looked.push('first'), false) });
+    const later = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout: async () => (looked.push('later'), true) });
+    transitions.push(first, later);
+    expect([first.active, later.active, looked]).toEqual([false, false, ['first']]);
+    expect(await kv.get('keylayout:tagged')).toBe('not-needed');
+  });
+
+  it('runs where the first process finds old sessions, cannot tell, or fails to look', async () => {
+    for (const findOldLayout of [async () => true, async () => undefined, () => Promise.reject(new Error('SCAN refused'))]) {
+      const m = await load();
+      const kv = new m.store.MemoryStore('t:');
+      const transition = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout });
+      transitions.push(transition);
+      expect(transition.active).toBe(true);
+      expect(Number(await kv.get('keylayout:tagged'))).toBeGreaterThan(0);
+    }
   });
 
   it('never runs where the untagged layout cannot exist', () => {
