@@ -551,6 +551,23 @@ describe('upgrading from the untagged key layout', () => {
     expect(await kv.get(`sess:${last.sid}`)).toBeNull();
   });
 
+  it('lists the sessions of both layouts, each with its own last use, and ends one an earlier release created', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, sessions } = await setup({}, { transition: true });
+    await kv.bump('ugen:user-1', MAX_AGE);
+    const old = await legacySession(kv, 'user-1', 1);
+    await kv.set(`slast:${old.sid}`, String(T0 + 5000), MAX_AGE);
+    vi.setSystemTime(T0 + 1000);
+    const mine = await sessions.create('user-1');
+    expect((await sessions.list('user-1', mine.sessionId)).map((s) => [s.id, s.lastUsedAt, s.current])).toEqual([
+      [mine.sessionId, new Date(T0 + 1000).toISOString(), true],
+      [old.sid, new Date(T0 + 5000).toISOString(), false],
+    ]);
+    expect(await sessions.revokeSession('user-1', old.sid)).toBe(true);
+    expect(await kv.get(`sess:${old.sid}`)).toBeNull();
+    expect(await kv.setMembers('usess:user-1')).toEqual([mine.sessionId]);
+  });
+
   it('treats a refresh token one release used as reuse in the other', async () => {
     const { kv, m, sessions } = await setup({}, { transition: true });
     const { sessionId, refreshToken } = await sessions.create('user-1');
