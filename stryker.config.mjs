@@ -21,6 +21,7 @@ export default {
     'src/modules/*/schema.ts',
     'src/lib/access-tokens.ts',
     'src/lib/sessions.ts',
+    'src/lib/key-layout.ts',
     'src/middleware/rate-limit.ts',
     'src/middleware/query.ts',
     'src/middleware/body.ts',

@@ -23,6 +23,9 @@ export interface Dependencies {
   close(): Promise<void>;
 }
 
+/** How long the first start of this key layout may look for keys of the old one (see key-layout.ts). */
+const OLD_LAYOUT_SCAN_BUDGET_MS = 3000;
+
 /** How long start-up waits for Redis before going on without it (readiness reports it). */
 const REDIS_CONNECT_WAIT_MS = 3000;
 
@@ -78,7 +81,12 @@ export async function createDependencies(config: Config, logger: Logger, options
 
   // A Cluster never held the untagged layout: releases before it refused one.
   const layout =
-    store instanceof RedisStore && config.redisTarget?.kind !== 'cluster' ? await LayoutTransition.start(store, config.jwt.sessionMaxAgeMs) : LayoutTransition.none();
+    store instanceof RedisStore && config.redisTarget?.kind !== 'cluster'
+      ? await LayoutTransition.start(store, config.jwt.sessionMaxAgeMs, {
+          // An untagged session key starts with its id's hex digits, a tagged one with a brace.
+          findOldLayout: () => store.anyKeyMatching('sess:[0-9a-f]*', OLD_LAYOUT_SCAN_BUDGET_MS),
+        })
+      : LayoutTransition.none();
 
   let db: Database;
   try {

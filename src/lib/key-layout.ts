@@ -17,8 +17,9 @@
 // Rate-limit counters are single keys and kept their names.
 //
 // Releases before this layout used the same names without tags. Upgrading a running deployment must
-// log nobody out, and during a rolling upgrade processes of both releases share the store, so for a
-// while this release reads both layouts and writes the session state to both (see LayoutTransition).
+// log nobody out, and during a rolling upgrade processes of both releases share the store, so where
+// the store holds sessions of the old layout, this release reads both layouts for a while and writes
+// the session state to both (see LayoutTransition).
 // The old layout never existed on a Cluster (those releases refused one), so a Cluster uses the new
 // layout alone.
 import type { KeyValueStore } from './store/types';
@@ -68,46 +69,61 @@ export const LEGACY_CACHE_KEYS: Pick<CacheKeys, 'version'> = {
   version: (ns) => `ver:${ns}`,
 };
 
-/** Where the store remembers when the first process of this layout started. */
+/** Where the store remembers when the first process of this layout started (or that none was needed). */
 const MARKER_KEY = 'keylayout:tagged';
+/** The marker's value when the store held nothing of the old layout at the first start. */
+const NOT_NEEDED = 'not-needed';
 const MARKER_TTL_MS = 365 * 86_400_000;
 /** Time for the last process of an older release to stop, beyond the longest session. */
 const ROLLOUT_MARGIN_MS = 86_400_000;
 /** How often a process looks again whether the transition has ended (or, after a failure, started). */
 const RECHECK_MS = 10 * 60_000;
 
+export interface TransitionOptions {
+  /**
+   * Whether the store holds session keys of the old layout: true, false, or undefined when it
+   * cannot tell (then assumed true). Asked once per deployment, by its first process.
+   */
+  findOldLayout?: () => Promise<boolean | undefined>;
+  now?: () => number;
+}
+
 /**
  * Whether the old layout must still be read (and the session state written to it too).
  *
- * The first process of this layout records the time in the store (SET NX, so every later process
- * and restart sees the same time). Until the longest session plus a day has passed since, sessions
- * created by an older release may still be alive, and processes of an older release may still be
- * running during the rollout: both layouts are read and written. After that, only the new one.
- * When the store cannot be reached the transition is assumed on (reading more keys never logs anyone
- * out) and looked at again later.
+ * The first process of this layout looks for sessions of the old layout. Finding none (a new
+ * deployment), it records that no transition is needed. Otherwise it records the time (SET NX, so
+ * every later process and restart sees the same), and until the longest session plus a day has
+ * passed since, sessions created by an older release may still be alive, and processes of an older
+ * release may still be running during the rollout: both layouts are read and written. After that,
+ * only the new one. When the store cannot be reached the transition is assumed on (reading more keys
+ * never logs anyone out) and looked at again later.
  */
 export class LayoutTransition {
   private until = Infinity;
   private timer: NodeJS.Timeout | undefined;
+  private readonly now: () => number;
 
   private constructor(
     private readonly store: KeyValueStore | undefined,
     private readonly spanMs: number,
-    private readonly now: () => number,
-  ) {}
+    private readonly options: TransitionOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+  }
 
   /** For a store that never held the old layout (a Cluster, the in-process store). */
   static none(): LayoutTransition {
-    const transition = new LayoutTransition(undefined, 0, Date.now);
+    const transition = new LayoutTransition(undefined, 0, {});
     transition.until = -Infinity;
     return transition;
   }
 
   /** Reads (or records) when the transition started, and keeps looking every ten minutes. */
-  static async start(store: KeyValueStore, sessionMaxAgeMs: number, now: () => number = Date.now): Promise<LayoutTransition> {
-    const transition = new LayoutTransition(store, sessionMaxAgeMs + ROLLOUT_MARGIN_MS, now);
+  static async start(store: KeyValueStore, sessionMaxAgeMs: number, options: TransitionOptions = {}): Promise<LayoutTransition> {
+    const transition = new LayoutTransition(store, sessionMaxAgeMs + ROLLOUT_MARGIN_MS, options);
     await transition.check();
-    transition.timer = setInterval(() => void transition.check(), RECHECK_MS).unref();
+    if (transition.active) transition.timer = setInterval(() => void transition.check(), RECHECK_MS).unref();
     return transition;
   }
 
@@ -119,11 +135,15 @@ export class LayoutTransition {
   async check(): Promise<void> {
     if (!this.store) return;
     try {
-      const started = this.now();
-      // Outlives the transition by far: a process started after it ended must not begin another.
-      await this.store.setIfAbsent(MARKER_KEY, String(started), Math.max(this.spanMs * 2, MARKER_TTL_MS));
-      const recorded = Number(await this.store.get(MARKER_KEY));
-      this.until = (Number.isFinite(recorded) && recorded > 0 ? recorded : started) + this.spanMs;
+      let recorded = await this.store.get(MARKER_KEY);
+      if (recorded === null) {
+        const found = this.options.findOldLayout ? await this.options.findOldLayout().catch(() => undefined) : true;
+        // Outlives the transition by far: a process started after it ended must not begin another.
+        await this.store.setIfAbsent(MARKER_KEY, found === false ? NOT_NEEDED : String(this.now()), Math.max(this.spanMs * 2, MARKER_TTL_MS));
+        recorded = await this.store.get(MARKER_KEY);
+      }
+      const started = Number(recorded);
+      this.until = recorded === NOT_NEEDED ? -Infinity : (Number.isFinite(started) && started > 0 ? started : this.now()) + this.spanMs;
       if (!this.active) this.stop();
     } catch {
       // Unknown: keep whatever was known (on at first).

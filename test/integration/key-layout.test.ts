@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AccessTokens } from '../../src/lib/access-tokens';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { login, me, refresh, register } from '../helpers/auth';
-import { NO_REDIS_REASON, REDIS_URL } from '../helpers/services';
+import { NO_REDIS_REASON, REDIS_URL, uniqueSuffix } from '../helpers/services';
 
 /** The hash tag of a key: what a Redis Cluster hashes (the first `{...}` with something inside). */
 function hashTag(key: string): string | undefined {
@@ -19,7 +19,7 @@ function hashTag(key: string): string | undefined {
 
 const UUID = '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}';
 
-describe.skipIf(!REDIS_URL)(`key layout in Redis${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
+describe.skipIf(!REDIS_URL)(`key layout of a new deployment${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
   let ctx: TestContext;
   let redis: Redis;
   const keys = async () => (await redis.keys(`${ctx.keyPrefix}*`)).map((key) => key.slice(ctx.keyPrefix.length)).sort();
@@ -68,24 +68,48 @@ describe.skipIf(!REDIS_URL)(`key layout in Redis${REDIS_URL ? '' : ` [${NO_REDIS
     expect((await keys()).filter((key) => key.startsWith('rl:'))).toEqual(
       expect.arrayContaining(['rl:api:127.0.0.1', 'rl:refresh:127.0.0.1', 'rl:register:127.0.0.1', expect.stringMatching(/^rl:login-account:/), expect.stringMatching(/^rl:login:127\.0\.0\.1\|/)]),
     );
-    // The transition's start, shared by every process, outlives the transition itself by far.
+    // Nothing of the old layout was there: no transition, no untagged copies; every later process
+    // reads that from the marker, which outlives any transition by far.
+    expect((await keys()).filter((key) => !key.includes('{') && !key.startsWith('rl:'))).toEqual(['keylayout:tagged']);
+    expect(await redis.get(`${ctx.keyPrefix}keylayout:tagged`)).toBe('not-needed');
     expect(await redis.pttl(`${ctx.keyPrefix}keylayout:tagged`)).toBeGreaterThan(300 * 86_400_000);
+  });
+});
+
+describe.skipIf(!REDIS_URL)(`upgrading a deployment from the untagged key layout${REDIS_URL ? '' : ` [${NO_REDIS_REASON}]`}`, () => {
+  let ctx: TestContext;
+  let redis: Redis;
+  const prefix = `rampart:test:${uniqueSuffix()}:`;
+  const userId = randomUUID();
+  const sid = randomUUID();
+  const refreshToken = `${sid}.${'y'.repeat(43)}`;
+  const refreshSecret = 'r'.repeat(48);
+
+  beforeAll(async () => {
+    redis = new Redis(REDIS_URL!, { lazyConnect: true });
+    await redis.connect();
+    // What a release before the tagged layout wrote at a login, byte for byte, before this one starts.
+    const now = Date.now();
+    const max = 30 * 86_400_000;
+    await redis.set(`${prefix}sess:${sid}`, JSON.stringify({ uid: userId, gen: 0, expiresAt: now + max, createdAt: now, userAgent: 'old app' }), 'PX', max);
+    await redis.sadd(`${prefix}usess:${userId}`, sid);
+    await redis.set(`${prefix}slast:${sid}`, String(now), 'PX', max);
+    const hmac = createHmac('sha256', refreshSecret).update(refreshToken).digest('base64url');
+    await redis.set(`${prefix}rt:${hmac}`, JSON.stringify({ state: 'active', sid, uid: userId }), 'PX', max);
+    ctx = await createTestContext({ keyPrefix: prefix, env: { JWT_REFRESH_SECRET: refreshSecret } });
+  });
+  afterAll(async () => {
+    redis?.disconnect();
+    await ctx?.close();
   });
 
   it('keeps a session of an earlier release working across the upgrade: token check, list, refresh, logout', async () => {
-    const account = await register(ctx.app);
-    // What a release before the tagged layout wrote at login, byte for byte.
-    const sid = randomUUID();
-    const refreshToken = `${sid}.${'y'.repeat(43)}`;
-    const now = Date.now();
-    const max = ctx.config.jwt.sessionMaxAgeMs;
     const p = ctx.keyPrefix;
-    await redis.set(`${p}sess:${sid}`, JSON.stringify({ uid: account.userId, gen: 0, expiresAt: now + max, createdAt: now, userAgent: 'old app' }), 'PX', max);
-    await redis.sadd(`${p}usess:${account.userId}`, sid);
-    await redis.set(`${p}slast:${sid}`, String(now), 'PX', max);
-    const hmac = createHmac('sha256', ctx.config.jwt.refreshSecret).update(refreshToken).digest('base64url');
-    await redis.set(`${p}rt:${hmac}`, JSON.stringify({ state: 'active', sid, uid: account.userId }), 'PX', max);
-    const { token } = new AccessTokens(ctx.config.jwt).issue(account.userId, sid);
+    expect(Number(await redis.get(`${p}keylayout:tagged`))).toBeGreaterThan(Date.now() - 60_000);
+    // The account the old session belongs to (its id as the old release knew it).
+    const account = await register(ctx.app);
+    await ctx.deps.db.query('UPDATE users SET id = $1 WHERE id = $2', [userId, account.userId]);
+    const { token } = new AccessTokens(ctx.config.jwt).issue(userId, sid);
 
     expect((await me(ctx.app, token)).status).toBe(200);
     const listed = await request(ctx.app).get('/api/v1/users/me/sessions').set('Authorization', `Bearer ${token}`).expect(200);
@@ -95,6 +119,7 @@ describe.skipIf(!REDIS_URL)(`key layout in Redis${REDIS_URL ? '' : ` [${NO_REDIS
     // An earlier release still running beside this one can use the new refresh token too.
     const next = createHmac('sha256', ctx.config.jwt.refreshSecret).update(rotated.body.refreshToken as string).digest('base64url');
     expect(JSON.parse((await redis.get(`${p}rt:${next}`))!)).toMatchObject({ state: 'active', sid });
+    expect(await redis.exists(`${p}rt:{s:${sid}}:${next}`)).toBe(1);
 
     await request(ctx.app).post('/api/v1/auth/logout').set('Authorization', `Bearer ${rotated.body.accessToken}`).expect(204);
     // Gone for both releases: the session record in both layouts, the token blocked in both.

@@ -165,6 +165,23 @@ describe.skipIf(!REDIS_URL)(`RedisStore on REDIS_URL${REDIS_URL ? '' : ` [${NO_R
     await closeRedis(client);
     await deleteRedisPrefix(REDIS_URL!, prefix);
   });
+
+  it('tells whether any key under its prefix matches a pattern, walking the keyspace with SCAN', async () => {
+    const client = createRedisClient({ target: serverTarget(REDIS_URL!), role: 'test', commandTimeoutMs: 500, logger });
+    await connectRedis(client, 2000);
+    const prefix = `rampart:test:${uniqueSuffix()}:`;
+    const store = new RedisStore(client, `${prefix}a:`);
+    const neighbour = new RedisStore(client, `${prefix}b:`);
+    await store.set('sess:{s:1}', 'x', 60_000);
+    await neighbour.set('sess:0abc', 'x', 60_000);
+    expect(await store.anyKeyMatching('sess:[0-9a-f]*', 5000)).toBe(false);
+    await store.set('sess:0abc', 'x', 60_000);
+    expect(await store.anyKeyMatching('sess:[0-9a-f]*', 5000)).toBe(true);
+    // Out of time after one batch: false only if that batch ended the walk, else it cannot tell.
+    expect([false, undefined]).toContain(await store.anyKeyMatching('nothing:*', -1));
+    await closeRedis(client);
+    await deleteRedisPrefix(REDIS_URL!, prefix);
+  });
 });
 
 describe('Redis failure behaviour', () => {

@@ -221,7 +221,10 @@ describe('AccessTokens: tokens verified before', () => {
       vi.setSystemTime(Date.now() + 1);
       expect(await verdictOf(() => access.verify(token))).toBe('expired');
       // And it is forgotten: checked again (and refused again) from scratch.
+      const spy = vi.spyOn(jwt, 'verify');
       expect(await verdictOf(() => access.verify(token))).toBe('expired');
+      expect(spy).toHaveBeenCalledTimes(1);
+      spy.mockRestore();
     } finally {
       vi.useRealTimers();
     }

@@ -551,6 +551,23 @@ describe('upgrading from the untagged key layout', () => {
     expect(await kv.get(`sess:${last.sid}`)).toBeNull();
   });
 
+  it('lists the sessions of both layouts, each with its own last use, and ends one an earlier release created', async () => {
+    vi.useFakeTimers({ now: T0, toFake: ['Date'] });
+    const { kv, sessions } = await setup({}, { transition: true });
+    await kv.bump('ugen:user-1', MAX_AGE);
+    const old = await legacySession(kv, 'user-1', 1);
+    await kv.set(`slast:${old.sid}`, String(T0 + 5000), MAX_AGE);
+    vi.setSystemTime(T0 + 1000);
+    const mine = await sessions.create('user-1');
+    expect((await sessions.list('user-1', mine.sessionId)).map((s) => [s.id, s.lastUsedAt, s.current])).toEqual([
+      [mine.sessionId, new Date(T0 + 1000).toISOString(), true],
+      [old.sid, new Date(T0 + 5000).toISOString(), false],
+    ]);
+    expect(await sessions.revokeSession('user-1', old.sid)).toBe(true);
+    expect(await kv.get(`sess:${old.sid}`)).toBeNull();
+    expect(await kv.setMembers('usess:user-1')).toEqual([mine.sessionId]);
+  });
+
   it('treats a refresh token one release used as reuse in the other', async () => {
     const { kv, m, sessions } = await setup({}, { transition: true });
     const { sessionId, refreshToken } = await sessions.create('user-1');
@@ -601,7 +618,7 @@ describe('LayoutTransition', () => {
     await kv.set('keylayout:tagged', String(T0 - 2 * MAX_AGE), 10 * MAX_AGE);
     let down = true;
     const flaky = Object.assign(Object.create(kv) as KeyValueStore, {
-      setIfAbsent: (...args: Parameters<KeyValueStore['setIfAbsent']>) => (down ? Promise.reject(new Error('store down')) : kv.setIfAbsent(...args)),
+      get: (key: string) => (down ? Promise.reject(new Error('store down')) : kv.get(key)),
     });
     const transition = await LayoutTransition.start(flaky, MAX_AGE);
     transitions.push(transition);
@@ -609,6 +626,28 @@ describe('LayoutTransition', () => {
     down = false;
     await transition.check();
     expect(transition.active).toBe(false);
+  });
+
+  it('is not needed where the first process finds no session of the old layout, and every later one agrees', async () => {
+    const m = await load();
+    const kv = new m.store.MemoryStore('t:');
+    const looked: string[] = [];
+    const first = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout: async () => (looked.push('first'), false) });
+    const later = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout: async () => (looked.push('later'), true) });
+    transitions.push(first, later);
+    expect([first.active, later.active, looked]).toEqual([false, false, ['first']]);
+    expect(await kv.get('keylayout:tagged')).toBe('not-needed');
+  });
+
+  it('runs where the first process finds old sessions, cannot tell, or fails to look', async () => {
+    for (const findOldLayout of [async () => true, async () => undefined, () => Promise.reject(new Error('SCAN refused'))]) {
+      const m = await load();
+      const kv = new m.store.MemoryStore('t:');
+      const transition = await LayoutTransition.start(kv, MAX_AGE, { findOldLayout });
+      transitions.push(transition);
+      expect(transition.active).toBe(true);
+      expect(Number(await kv.get('keylayout:tagged'))).toBeGreaterThan(0);
+    }
   });
 
   it('never runs where the untagged layout cannot exist', () => {

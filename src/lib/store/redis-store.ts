@@ -179,6 +179,21 @@ export class RedisStore implements KeyValueStore {
     return acknowledged >= 1;
   }
 
+  /**
+   * Whether any key matches the glob (after the prefix): SCAN, so Redis never blocks on it. Undefined
+   * when the keyspace could not be walked within budgetMs.
+   */
+  async anyKeyMatching(pattern: string, budgetMs: number): Promise<boolean | undefined> {
+    const deadline = Date.now() + budgetMs;
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.prefix + pattern, 'COUNT', 1000);
+      if (keys.length > 0) return true;
+      cursor = next;
+    } while (cursor !== '0' && Date.now() < deadline);
+    return cursor === '0' ? false : undefined;
+  }
+
   ping(): Promise<number> {
     return measureMs(() => this.redis.ping());
   }
