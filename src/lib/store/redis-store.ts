@@ -181,7 +181,8 @@ export class RedisStore implements KeyValueStore {
 
   /**
    * Whether any key matches the glob (after the prefix): SCAN, so Redis never blocks on it. Undefined
-   * when the keyspace could not be walked within budgetMs.
+   * when the keyspace could not be walked within budgetMs. One server or a Sentinel master only: on
+   * a Cluster SCAN walks one node (and a Cluster never holds the keys this looks for).
    */
   async anyKeyMatching(pattern: string, budgetMs: number): Promise<boolean | undefined> {
     const deadline = Date.now() + budgetMs;
