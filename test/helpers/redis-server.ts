@@ -1,7 +1,7 @@
 // A throw-away redis-server on a free loopback port, for tests that stop and restart Redis
 // (never the shared one on 6379). Stopped by the PID we started, nothing else.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -157,9 +157,19 @@ export interface ClusterNode {
   process: RedisProcess;
 }
 
-/** Reads one node's INFO (or any command) on a connection of its own, closed afterwards. */
-export async function nodeCommand(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
-  const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1000, commandTimeout: 2000 });
+/**
+ * One command (INFO, CLUSTER NODES, ...) to one node on a connection of its own, closed afterwards;
+ * over TLS verified against the CA (PEM text) when given.
+ */
+async function nodeCommand(tlsCa: string | undefined, port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+  const client = new Redis(port, '127.0.0.1', {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 1000,
+    commandTimeout: 2000,
+    ...(tlsCa === undefined ? {} : { tls: { ca: tlsCa } }),
+  });
   client.on('error', () => undefined);
   try {
     await client.connect();
@@ -175,19 +185,39 @@ export async function nodeCommand(port: number, command: string, ...args: (strin
  * create`, ready once every node says cluster_state:ok and every replica is in sync. Stopped,
  * paused and killed by the PIDs this started.
  */
-export class TestRedisCluster {
-  private constructor(readonly nodes: ClusterNode[]) {}
+/** Files of a server certificate, its key and the CA it chains to (PEM). */
+export interface TlsFiles {
+  cert: string;
+  key: string;
+  ca: string;
+}
 
-  /** A node timeout of 1.5 s makes a failover take a few seconds instead of the default 15. */
-  static async start({ nodeTimeoutMs = 1500, timeoutMs = 40_000 } = {}): Promise<TestRedisCluster> {
+export class TestRedisCluster {
+  private readonly tlsCa: string | undefined;
+  private constructor(
+    readonly nodes: ClusterNode[],
+    readonly tls: TlsFiles | undefined,
+  ) {
+    this.tlsCa = tls && readFileSync(tls.ca, 'utf8');
+  }
+
+  /**
+   * A node timeout of 1.5 s makes a failover take a few seconds instead of the default 15. With
+   * `tls`, every node speaks TLS only, to clients, to its replicas and on the cluster bus.
+   */
+  static async start({ nodeTimeoutMs = 1500, timeoutMs = 40_000, tls }: { nodeTimeoutMs?: number; timeoutMs?: number; tls?: TlsFiles } = {}): Promise<TestRedisCluster> {
     const deadline = Date.now() + timeoutMs;
     const nodes: ClusterNode[] = [];
-    const cluster = new TestRedisCluster(nodes);
+    const cluster = new TestRedisCluster(nodes, tls);
     try {
       for (let i = 0; i < 6; i++) {
         const port = await freePort();
         const busPort = await freePort();
-        const args = ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort)];
+        const listen = tls
+          ? ['--port', '0', '--tls-port', String(port), '--tls-cluster', 'yes', '--tls-replication', 'yes', '--tls-auth-clients', 'no']
+          : ['--port', String(port)];
+        const certificates = tls ? ['--tls-cert-file', tls.cert, '--tls-key-file', tls.key, '--tls-ca-cert-file', tls.ca] : [];
+        const args = [...listen, ...certificates, '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-port', String(busPort)];
         const process = await RedisProcess.start([
           ...args,
           // Relative to the node's own --dir (set by RedisProcess).
@@ -201,7 +231,8 @@ export class TestRedisCluster {
         ]);
         nodes.push({ port, process });
       }
-      const create = spawn('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
+      const cliTls = tls ? ['--tls', '--cacert', tls.ca] : [];
+      const create = spawn('redis-cli', [...cliTls, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let output = '';
@@ -228,8 +259,8 @@ export class TestRedisCluster {
     for (;;) {
       const states = await Promise.all(
         nodes.map(async (n) => {
-          const info = String(await nodeCommand(n.port, 'CLUSTER', 'INFO').catch(() => ''));
-          const replication = String(await nodeCommand(n.port, 'INFO', 'replication').catch(() => ''));
+          const info = String(await this.command(n.port, 'CLUSTER', 'INFO').catch(() => ''));
+          const replication = String(await this.command(n.port, 'INFO', 'replication').catch(() => ''));
           const ok = info.includes('cluster_state:ok');
           return replication.includes('role:master') ? ok && /connected_slaves:[1-9]/.test(replication) : ok && replication.includes('master_link_status:up');
         }),
@@ -242,7 +273,12 @@ export class TestRedisCluster {
 
   /** redis-cluster://127.0.0.1:p1,127.0.0.1:p2,... (every node a seed). */
   get url(): string {
-    return `redis-cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`;
+    return `redis-cluster://${this.nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}${this.tls ? '?tls=true' : ''}`;
+  }
+
+  /** A command to one node, on a connection of its own (over TLS for a TLS cluster). */
+  command(port: number, command: string, ...args: (string | number)[]): Promise<unknown> {
+    return nodeCommand(this.tlsCa, port, command, ...args);
   }
 
   node(port: number): ClusterNode {
@@ -254,7 +290,7 @@ export class TestRedisCluster {
   /** The masters and their replicas as the live nodes see them (CLUSTER NODES of any node). */
   async topology(): Promise<{ port: number; replicas: number[] }[]> {
     for (const n of this.nodes) {
-      const text = await nodeCommand(n.port, 'CLUSTER', 'NODES').catch(() => undefined);
+      const text = await this.command(n.port, 'CLUSTER', 'NODES').catch(() => undefined);
       if (typeof text !== 'string') continue;
       const lines = text
         .trim()
@@ -273,9 +309,9 @@ export class TestRedisCluster {
   /** The port of the master that serves a key's slot. */
   async masterOf(key: string): Promise<number> {
     for (const n of this.nodes) {
-      const slot = await nodeCommand(n.port, 'CLUSTER', 'KEYSLOT', key).catch(() => undefined);
+      const slot = await this.command(n.port, 'CLUSTER', 'KEYSLOT', key).catch(() => undefined);
       if (typeof slot !== 'number') continue;
-      const ranges = (await nodeCommand(n.port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+      const ranges = (await this.command(n.port, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
       const range = ranges.find(([from, to]) => slot >= from && slot <= to);
       if (range) return range[2][1];
     }
@@ -286,7 +322,7 @@ export class TestRedisCluster {
   async crossSlotErrors(): Promise<number> {
     let total = 0;
     for (const n of this.nodes) {
-      const info = String(await nodeCommand(n.port, 'INFO', 'errorstats').catch(() => ''));
+      const info = String(await this.command(n.port, 'INFO', 'errorstats').catch(() => ''));
       total += Number(/errorstat_CROSSSLOT:count=(\d+)/.exec(info)?.[1] ?? 0);
     }
     return total;

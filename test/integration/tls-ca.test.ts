@@ -7,12 +7,13 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkRedis } from '../../src/cli/check-production';
+import { checkRedis, checkRedisCluster } from '../../src/cli/check-production';
 import { loadConfig } from '../../src/config';
 import { createPostgres } from '../../src/lib/db/postgres';
 import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
+import { RedisStore } from '../../src/lib/store/redis-store';
 import { captureLogger } from '../helpers/log-capture';
-import { freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, RedisProcess } from '../helpers/redis-server';
+import { freePort, HAS_REDIS_CLI, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, RedisProcess, TestRedisCluster } from '../helpers/redis-server';
 import { HAS_PGBOUNCER, NO_PGBOUNCER_REASON, TestPgBouncer } from '../helpers/pgbouncer';
 import { DATABASE_URL, NO_DATABASE_REASON, toolAvailable } from '../helpers/services';
 
@@ -127,6 +128,44 @@ describe.skipIf(!HAS_REDIS_SERVER || !HAS_OPENSSL)(
       expect(await checkRedis(config.redisTarget!, config.redisTlsCa, 'security', true)).toMatchObject({ ok: true });
       expect(await checkRedis(config.redisTarget!, undefined, 'security', true)).toMatchObject({ ok: false, message: expect.stringMatching(/unreachable/) });
     });
+
+    it.skipIf(!HAS_REDIS_CLI)(
+      `reaches a Cluster over TLS (tls=true): every node verified against the CA${HAS_REDIS_CLI ? '' : ' (skipped: redis-cli binary not installed)'}`,
+      async () => {
+        const cluster = await TestRedisCluster.start({
+          tls: { cert: path.join(dir, 'server.pem'), key: path.join(dir, 'server.key'), ca: path.join(dir, 'ca-good.pem') },
+        });
+        try {
+          expect(cluster.url).toMatch(/^redis-cluster:\/\/.*\?tls=true$/);
+          expect((await connectWith('ca-good.pem', cluster.url)).connected).toBe(true);
+          expect((await connectWith('ca-other.pem', cluster.url)).connected).toBe(false);
+
+          // Keys of many slots: every master reached over TLS with the same CA.
+          const config = loadConfig({ REDIS_URL: cluster.url, REDIS_TLS_CA_FILE: path.join(dir, 'ca-good.pem') });
+          const { logger } = captureLogger();
+          const client = createRedisClient({ target: config.redisTarget!, tlsCa: config.redisTlsCa, role: 'tls-test', commandTimeoutMs: 1000, logger });
+          try {
+            expect(await connectRedis(client, 5000)).toBe(true);
+            const store = new RedisStore(client, 'rampart:test:tls-cluster:');
+            const keys = Array.from({ length: 20 }, (_, i) => `k${i}`);
+            for (const key of keys) await store.set(key, key, 60_000);
+            expect(await store.mget(keys)).toEqual(keys);
+            expect(await store.del(keys)).toBe(keys.length);
+          } finally {
+            await closeRedis(client);
+          }
+
+          // The doctor, with the same CA: each master by its address.
+          if (config.redisTarget?.kind !== 'cluster') throw new Error('expected a Cluster target');
+          const findings = await checkRedisCluster(config.redisTarget, { tlsCa: config.redisTlsCa }, 'cache', false);
+          expect(findings).toHaveLength(3);
+          for (const f of findings) expect(f).toMatchObject({ ok: true, message: expect.stringMatching(/^master 127\.0\.0\.1:\d+ reachable/) });
+        } finally {
+          await cluster.stop();
+        }
+      },
+      90_000,
+    );
 
     it('reaches a Sentinel group over TLS (tls=true): sentinels and master verified against the CA', async () => {
       const sentinelPort = await freePort();

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMetrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { login, register, type Account } from '../helpers/auth';
-import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, nodeCommand, TestRedisCluster } from '../helpers/redis-server';
+import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 
 // Policy for a noisy 2-core machine: each refused request must come within 1.5 s (the command
@@ -90,7 +90,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       let sessionKey: string | undefined;
       let victim: number | undefined;
       for (const master of topology) {
-        const keys = (await nodeCommand(master.port, 'KEYS', `${ctx!.keyPrefix}*${sid}*`)) as string[];
+        const keys = (await cluster!.command(master.port, 'KEYS', `${ctx!.keyPrefix}*${sid}*`)) as string[];
         const record = keys.find((k) => /sess/.test(k.slice(ctx!.keyPrefix.length)) && !/slast/.test(k));
         if (record !== undefined) [sessionKey, victim] = [record, master.port];
       }
