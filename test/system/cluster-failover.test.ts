@@ -2,10 +2,14 @@
 // on free ports, cluster-node-timeout 1.5 s). The master holding the caller's session is killed
 // (SIGKILL) under steady requests: security-state requests on its slots fail closed (503) fast
 // while they have no master, public reads keep being served, everything works again after the
-// replica's promotion without a restart, and no token revoked (204) before the kill is accepted
-// after it.
+// replica's promotion without a restart, no token revoked (204) before the kill is accepted after
+// it, and the login limit of an address counted on that master lets no more attempts through than
+// the limit, plus the counts the old master took with it (measured: the counter on the promoted
+// replica against the attempts answered before the kill).
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app';
+import { loadConfig } from '../../src/config';
 import { createMetrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
 import { login, register, type Account } from '../helpers/auth';
@@ -17,6 +21,8 @@ import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 const REFUSAL_BOUND_MS = 1500;
 const RECOVERY_BOUND_MS = 10_000;
 const SECRETS = { JWT_ACCESS_SECRET: 'cluster-failover-access-secret-0123456789ab', JWT_REFRESH_SECRET: 'cluster-failover-refresh-secret-0123456789ab' };
+const LOGIN_MAX = 5;
+const LOGIN_BEFORE_KILL = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
@@ -97,6 +103,37 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect(victim, "the live session's key").toBeDefined();
       const survivor = topology.find((m) => m.port !== victim)!.port;
 
+      // Login limit across the failover: failed logins from one address whose counter lives on
+      // the master that will be killed, on an app instance with a limit of LOGIN_MAX.
+      const limited = ctx!.checked(
+        createApp({
+          ...ctx!.deps,
+          config: loadConfig({ NODE_ENV: 'test', ...SECRETS, RATE_LIMIT_API_MAX: '100000', RATE_LIMIT_LOGIN_ACCOUNT_MAX: '100000', RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX) }),
+        }),
+      );
+      const nobody = `nobody-${Date.now()}@example.com`;
+      const failedLogin = (ip: string) =>
+        request(limited).post('/api/v1/auth/login').set('X-Forwarded-For', ip).send({ email: nobody, password: 'not the password' });
+      // The counter's key for one address, found once, tells where any address's counter lives.
+      const probeIp = '198.51.100.1';
+      expect((await failedLogin(probeIp)).status).toBe(401);
+      let probeKey: string | undefined;
+      for (const master of topology) {
+        const keys = (await cluster!.command(master.port, 'KEYS', `${ctx!.keyPrefix}*${probeIp}*`)) as string[];
+        probeKey ??= keys[0];
+      }
+      expect(probeKey, 'the login counter of the probe address').toBeDefined();
+      const counterKey = (ip: string) => probeKey!.replace(probeIp, ip);
+      let limitedIp: string | undefined;
+      for (let i = 2; i < 255 && limitedIp === undefined; i++) {
+        const ip = `198.51.100.${i}`;
+        if ((await cluster!.masterOf(counterKey(ip))) === victim) limitedIp = ip;
+      }
+      expect(limitedIp, 'an address counted on the victim').toBeDefined();
+      const loginStatuses: number[] = [];
+      for (let i = 0; i < LOGIN_BEFORE_KILL; i++) loginStatuses.push((await failedLogin(limitedIp!)).status);
+      expect(loginStatuses).toEqual(Array.from({ length: LOGIN_BEFORE_KILL }, () => 401));
+
       // Steady load beside the observed loop: on each app instance, one worker sending
       // authenticated requests and one reading a public cached item, back to back.
       let loadOn = true;
@@ -120,10 +157,18 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const reads: number[] = [];
       let promotedAt: number | undefined;
       let stableSince: number | undefined;
+      // The login counter as the promoted replica has it: attempts the old master counted but
+      // never replicated are missing from it.
+      let counterAfterPromotion: number | undefined;
       while (performance.now() - killedAt < 40_000) {
         if (promotedAt === undefined) {
           const master = await cluster!.masterOf(sessionKey!).catch(() => victim);
-          if (master !== victim) promotedAt = performance.now();
+          if (master !== victim) {
+            promotedAt = performance.now();
+            // Before any further attempt: what the promoted replica has of the counter.
+            const promoted = await cluster!.masterOf(counterKey(limitedIp!));
+            counterAfterPromotion = Number((await cluster!.command(promoted, 'GET', counterKey(limitedIp!))) ?? 0);
+          }
         }
         const started = performance.now();
         const res = await me(live.accessToken);
@@ -132,6 +177,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         reads.push((await request(app).get(`/api/v1/items/${item.body.item.id as string}`)).status);
         reads.push((await request(app).get('/api/v1/items')).status);
         for (const r of revoked.slice(0, 3)) expect([401, 503], 'a revoked token during the failover').toContain((await me(r.accessToken)).status);
+        loginStatuses.push((await failedLogin(limitedIp!)).status);
         if (promotedAt !== undefined && stableSince !== undefined && performance.now() - stableSince > 3000) break;
         await sleep(100);
       }
@@ -142,7 +188,15 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const loadReads = background.filter((b) => b.kind === 'read');
       const firstRecovery = security.find((s) => s.status === 200 && promotedAt !== undefined && s.at + killedAt >= promotedAt);
       const refused = security.filter((s) => s.status === 503);
+      // Until refused: attempts that reached the password check (401) count against the limit.
+      for (let i = 0; i < LOGIN_MAX + 2 && loginStatuses.at(-1) !== 429; i++) loginStatuses.push((await failedLogin(limitedIp!)).status);
+      const lostWrites = counterAfterPromotion === undefined ? undefined : Math.max(0, LOGIN_BEFORE_KILL - counterAfterPromotion);
+      const loginsLetThrough = loginStatuses.filter((status) => status === 401).length;
       const figures = {
+        loginLimit: LOGIN_MAX,
+        loginsLetThrough,
+        loginRefused503: loginStatuses.filter((status) => status === 503).length,
+        loginCounterLostWrites: lostWrites,
         promotedAfterMs: promotedAt && Math.round(promotedAt - killedAt),
         firstServedAgainAfterMs: firstRecovery && Math.round(firstRecovery.at),
         recoveredAfterMs: recoveredAt && Math.round(recoveredAt - killedAt),
@@ -165,6 +219,11 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       console.log('cluster failover figures', JSON.stringify(figures));
 
       expect(promotedAt, 'the cluster promoted a replica').toBeDefined();
+      // Never more attempts than the limit, but for counts the old master took with it.
+      expect(lostWrites).toBeDefined();
+      expect(loginsLetThrough).toBeLessThanOrEqual(LOGIN_MAX + lostWrites!);
+      expect(loginStatuses.at(-1)).toBe(429);
+      for (const status of loginStatuses) expect([401, 429, 503]).toContain(status);
       expect(recoveredAt, 'security-state requests work again').toBeDefined();
       expect(recoveredAt! - promotedAt!).toBeLessThan(RECOVERY_BOUND_MS);
       expect(refused.length, 'the failover was seen as an outage').toBeGreaterThan(0);
