@@ -35,6 +35,13 @@ const OUTPUT = path.join(ROOT, short ? '.bench-short.md' : pinnedOnly ? '.bench-
 const PINNED_REPEATS = short ? 1 : Number(process.env.BENCH_PINNED_REPEATS ?? 3);
 const OVERLOAD_CONNECTIONS = Number(process.env.BENCH_OVERLOAD_CONNECTIONS ?? 1000);
 const OVERLOAD_S = short ? 5 : Number(process.env.BENCH_OVERLOAD_DURATION ?? 20);
+// Overload runs with a lower in-flight cap beside the defaults (admitted latency is about the cap
+// over the throughput: Little's law); empty to leave them out.
+const OVERLOAD_IN_FLIGHT = (process.env.BENCH_OVERLOAD_IN_FLIGHT ?? '128')
+  .split(',')
+  .map((n) => n.trim())
+  .filter(Boolean)
+  .map(Number);
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const BASELINE = process.env.BENCH_BASELINE ? path.resolve(process.env.BENCH_BASELINE) : undefined;
@@ -434,6 +441,11 @@ interface PinnedInput {
   servers: Server[];
 }
 
+/** A Rampart process with its operations listener (OPS_PORT). */
+interface OpsServer extends Server {
+  opsPort: number;
+}
+
 /** Reads the app's refusals by reason from /metrics (loopback may read it in production). */
 async function shedCounts(port: number): Promise<Record<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -444,17 +456,60 @@ async function shedCounts(port: number): Promise<Record<string, number>> {
 
 const fmt = (ms: number) => (Number.isNaN(ms) ? '–' : ms < 10 ? ms.toFixed(1) : String(Math.round(ms)));
 
+/** One route's answers with one status, by duration bucket: cumulative counts by upper bound (s). */
+type Buckets = Map<number, number>;
+
+/** Reads the app's own http_request_duration_seconds buckets of GET `route` answered `status`. */
+async function durationBuckets(port: number, route: string, status: string): Promise<Buckets> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const buckets: Buckets = new Map();
+  for (const m of text.matchAll(/^http_request_duration_seconds_bucket\{([^}]*)\} (\S+)$/gm)) {
+    const labels: Record<string, string> = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]));
+    if (labels.method !== 'GET' || labels.route !== route || labels.status_code !== status) continue;
+    buckets.set(labels.le === '+Inf' ? Infinity : Number(labels.le), Number(m[2]));
+  }
+  return buckets;
+}
+
+/**
+ * The q-quantile of what was observed between two readings of a histogram, interpolated within its
+ * bucket as Prometheus's histogram_quantile does; Infinity when it falls past the last bound.
+ */
+function quantileBetween(before: Buckets, after: Buckets, q: number): { count: number; value: number } {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const cumulative = bounds.map((le) => after.get(le)! - (before.get(le) ?? 0));
+  const count = cumulative.at(-1) ?? 0;
+  if (count === 0) return { count, value: NaN };
+  const rank = q * count;
+  const i = cumulative.findIndex((c) => c >= rank);
+  if (bounds[i] === Infinity) return { count, value: Infinity };
+  const lower = i === 0 ? 0 : bounds[i - 1]!;
+  const below = i === 0 ? 0 : cumulative[i - 1]!;
+  return { count, value: lower + ((bounds[i]! - lower) * (rank - below)) / (cumulative[i]! - below) };
+}
+
+const fmtSeconds = (s: number) => (s === Infinity ? '> 10000' : fmt(s * 1000));
+
 /** The overload scenario on one process: wrk far past capacity, probes beside it. */
-async function overload(server: Server, itemId: string): Promise<string> {
+async function overload(server: OpsServer, itemId: string): Promise<string> {
   pin(server.child.pid!, SERVER_CPU);
   const base = `http://127.0.0.1:${server.port}`;
+  const ITEM_ROUTE = '/api/v1/items/:id';
   await http(server.port, 'GET', `/api/v1/items/${itemId}`); // fills the cache
-  const before = await shedCounts(server.port);
+  // Read on the operations listener: the figures of the API port are not queued behind the load.
+  const before = await shedCounts(server.opsPort);
+  const durationsBefore = await durationBuckets(server.opsPort, ITEM_ROUTE, '200');
   const live = probe(`${base}/health/live`, 100);
+  const liveOps = probe(`http://127.0.0.1:${server.opsPort}/health/live`, 100);
   const admitted = probe(`${base}/api/v1/items/${itemId}`, 50, { 'accept-encoding': 'gzip' });
   const load = await wrk(`${base}/api/v1/items/${itemId}`, { connections: OVERLOAD_CONNECTIONS, durationS: OVERLOAD_S });
-  const [liveResult, admittedResult] = await Promise.all([live.stop(), admitted.stop()]);
-  const after = await shedCounts(server.port);
+  const [liveResult, liveOpsResult, admittedResult] = await Promise.all([live.stop(), liveOps.stop(), admitted.stop()]);
+  const after = await shedCounts(server.opsPort);
+  const durationsAfter = await durationBuckets(server.opsPort, ITEM_ROUTE, '200');
+  const served = {
+    p50: quantileBetween(durationsBefore, durationsAfter, 0.5),
+    p99: quantileBetween(durationsBefore, durationsAfter, 0.99),
+  };
   const shed = Object.entries(after)
     .map(([reason, n]) => [reason, n - (before[reason] ?? 0)] as const)
     .filter(([, n]) => n > 0);
@@ -465,20 +520,27 @@ async function overload(server: Server, itemId: string): Promise<string> {
     .reduce((a, [, n]) => a + n, 0);
   const sent = Object.values(admittedResult.statuses).reduce((a, n) => a + n, 0) + admittedResult.failures;
   const admittedMs = admittedResult.latencies['200'] ?? [];
-  const liveMs = Object.values(liveResult.latencies).flat();
+  const liveness = (r: typeof liveResult) => {
+    const ms = Object.values(r.latencies).flat();
+    return `${fmt(percentile(ms, 50))} / ${fmt(Math.max(...ms))} (${r.failures} failed, ${ms.length - (r.statuses['200'] ?? 0)} not 200)`;
+  };
   const row = [
     server.name,
     Math.round(load.rps),
     `${fmt(load.p50)} / ${fmt(load.p99)}`,
+    `${served.p99.count}: ${fmtSeconds(served.p50.value)} / ${fmtSeconds(served.p99.value)}`,
     `${admittedMs.length} of ${sent}: ${fmt(percentile(admittedMs, 50))} / ${fmt(percentile(admittedMs, 99))}`,
     statuses['503'] ?? 0,
     shed.map(([reason, n]) => `${reason} ${n}`).join(', ') || '0',
     other5xx,
     load.errors,
-    `${fmt(percentile(liveMs, 50))} / ${fmt(Math.max(...liveMs))} (${liveResult.failures} failed, ${liveMs.length - (liveResult.statuses['200'] ?? 0)} not 200)`,
+    liveness(liveResult),
+    liveness(liveOpsResult),
     peakRssMb(server.child.pid!),
   ];
-  process.stdout.write(`overload ${server.name}: ${JSON.stringify({ load, live: liveResult.failures, admitted: admittedResult.statuses })}\n`);
+  process.stdout.write(
+    `overload ${server.name}: ${JSON.stringify({ load, served, live: liveResult.failures, liveOps: liveOpsResult.failures, admitted: admittedResult.statuses })}\n`,
+  );
   return `| ${row.join(' | ')} |`;
 }
 
@@ -539,17 +601,23 @@ async function runPinned({ bareExpress, rampart, itemId, bearer, baseline, start
     return `| ${s.name} | ${Math.round(medianOf(s.name, 'rps'))} | ${fmt(medianOf(s.name, 'p50'))} | ${fmt(medianOf(s.name, 'p99'))} | ${non2xx} | ${ratio} | ${range} |`;
   });
 
-  // A fresh process for the overload scenario, so its peak memory is its own.
+  // A fresh process per overload run, so its peak memory is its own, with its operations listener.
   const overloadRows: string[] = [];
-  const fresh = await startRampart('Rampart, admission control on (defaults)', {});
-  servers.push(fresh);
-  overloadRows.push(await overload(fresh, itemId));
-  stop(fresh, servers);
-  if (!short) {
-    const off = await startRampart('Rampart, admission control off', { SHED_EVENT_LOOP_DELAY_MS: '0', SHED_MAX_IN_FLIGHT: '0', SHED_HEAP_USED_PERCENT: '0' });
-    servers.push(off);
-    overloadRows.push(await overload(off, itemId));
-    stop(off, servers);
+  const variants: [string, Record<string, string>][] = [
+    ['Rampart, admission control on (defaults)', {}],
+    ...(short
+      ? []
+      : ([
+          ...OVERLOAD_IN_FLIGHT.map((n): [string, Record<string, string>] => [`Rampart, SHED_MAX_IN_FLIGHT=${n}`, { SHED_MAX_IN_FLIGHT: String(n) }]),
+          ['Rampart, admission control off', { SHED_EVENT_LOOP_DELAY_MS: '0', SHED_MAX_IN_FLIGHT: '0', SHED_HEAP_USED_PERCENT: '0' }],
+        ] as [string, Record<string, string>][])),
+  ];
+  for (const [name, env] of variants) {
+    const opsPort = await freePort();
+    const fresh: OpsServer = { ...(await startRampart(name, { ...env, OPS_PORT: String(opsPort) })), opsPort };
+    servers.push(fresh);
+    overloadRows.push(await overload(fresh, itemId));
+    stop(fresh, servers);
   }
   return [
     '## Pinned: the server on one core, wrk on the other',
@@ -562,10 +630,10 @@ async function runPinned({ bareExpress, rampart, itemId, bearer, baseline, start
     '',
     `### Overload: ${OVERLOAD_CONNECTIONS} connections for ${OVERLOAD_S} s on the cached read`,
     '',
-    'wrk as above; beside it, from the load core, a probe of `GET /health/live` every 100 ms and of the cached read every 50 ms, each on a new connection (as a Kubernetes probe connects). "Admitted probes": how many read probes were answered 200 of all sent, and the p50 / p99 of those 200 answers. Refusals by reason come from `rampart_shed_total`; peak RSS is the process\'s VmHWM.',
+    'wrk as above; beside it, from the load core, a probe of `GET /health/live` every 100 ms on the API port and another on the operations listener (`OPS_PORT`), and of the cached read every 50 ms, each on a new connection (as a Kubernetes probe connects). "Admitted, server-side": the 200 answers of the cached read and their p50 / p99 from the app\'s own `http_request_duration_seconds` (read from `/metrics` before and after the run; from admission to the last byte written, not the time in the accept queue; interpolated within the histogram\'s buckets as Prometheus\'s `histogram_quantile` does). "Admitted probes": how many read probes were answered 200 of all sent, and the p50 / p99 of those 200 answers, as a client on a new connection sees them (the accept queue included). Refusals by reason come from `rampart_shed_total`; peak RSS is the process\'s VmHWM.',
     '',
-    '| process | req/s (all answers) | p50 / p99 ms (all answers) | admitted probes: p50 / p99 ms | 503 | refused by admission control | 5xx other than 503 | wrk socket errors | /health/live p50 / max ms | peak RSS MB |',
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| process | req/s (all answers) | p50 / p99 ms (all answers) | admitted, server-side: count: p50 / p99 ms | admitted probes: p50 / p99 ms | 503 | refused by admission control | 5xx other than 503 | wrk socket errors | /health/live on the API port p50 / max ms | /health/live on OPS_PORT p50 / max ms | peak RSS MB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...overloadRows,
     '',
   ];

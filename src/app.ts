@@ -52,7 +52,34 @@ export function mountedRoutes(app: Express): readonly MountedRoute[] {
   return (app as unknown as { [MOUNTED]: MountedRoute[] })[MOUNTED];
 }
 
+/** The behaviour every response shares, on either listener; request id and security headers first. */
+function baseApp(lifecycle: Lifecycle): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag'); // API responses are not conditional; avoids hashing every body
+  app.set('query parser', 'simple');
+  closeConnectionsWhileDraining(app, lifecycle);
+  memoizeClientAddress(app);
+  leanJsonResponses(app);
+  app.use(requestStart());
+  return app;
+}
+
+/** The app of the API port, and the app of the operations listener (OPS_PORT) beside it. */
+export interface Apps {
+  app: Express;
+  /**
+   * Only the operations endpoints that probes and scrapers use (/health*, /metrics), with the same
+   * access rules, sharing the process's lifecycle, probes and metrics; every other path is 404.
+   */
+  operations: Express;
+}
+
 export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Express {
+  return createApps(rawDeps, options).app;
+}
+
+export function createApps(rawDeps: Dependencies, options: AppOptions = {}): Apps {
   const { config, logger } = rawDeps;
   const lifecycle = options.lifecycle ?? new Lifecycle();
   const metrics = options.metrics ?? createMetrics();
@@ -63,20 +90,10 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     cache: countFailures(rawDeps.cache, failed('redis_cache')),
     db: countFailures(rawDeps.db, failed('database')),
   };
-  const app = express();
-
-  app.disable('x-powered-by');
-  app.disable('etag'); // API responses are not conditional; avoids hashing every body
+  const app = baseApp(lifecycle);
   // A hop count or address list, never `true` (config refuses it): X-Forwarded-For is believed
   // only as far as trusted proxies wrote it, so a client cannot pick its own rate-limit key.
   app.set('trust proxy', config.trustProxy);
-  app.set('query parser', 'simple');
-
-  closeConnectionsWhileDraining(app, lifecycle);
-  memoizeClientAddress(app);
-  leanJsonResponses(app);
-
-  app.use(requestStart());
 
   const probes = options.probes ?? createProbes(rawDeps);
   metrics.watchDependencies(probes);
@@ -185,15 +202,25 @@ export function createApp(rawDeps: Dependencies, options: AppOptions = {}): Expr
     ),
   );
 
-  app.use(notFound());
   const writeSecurityEvent = securityLog(logger);
-  app.use(
-    errorHandler(logger, (event) => {
-      // Counted before the log's budget, so a flood shows in full on the dashboards.
-      metrics.securityEvents.inc({ event: event.event });
-      writeSecurityEvent(event);
-    }),
-  );
+  const handleErrors = errorHandler(logger, (event) => {
+    // Counted before the log's budget, so a flood shows in full on the dashboards.
+    metrics.securityEvents.inc({ event: event.event });
+    writeSecurityEvent(event);
+  });
+  app.use(notFound(), handleErrors);
   Object.defineProperty(app, MOUNTED, { value: mounted });
-  return app;
+
+  // The operations listener is reached directly (probes, Prometheus), never through the proxy:
+  // X-Forwarded-For is not believed there, so the allow-list of /metrics and /health/detailed
+  // sees the connection's own address.
+  const operations = baseApp(lifecycle);
+  operations.set('trust proxy', false);
+  mountModules(
+    operations,
+    modules.filter((m) => m.stage === 'operations' && m.opsListener === true),
+    ctx,
+  );
+  operations.use(notFound(), handleErrors);
+  return { app, operations };
 }

@@ -4,7 +4,7 @@
 import { stopTracing } from './tracing';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createApp } from './app';
+import { createApps } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
 import { createDependencies, type Dependencies, type DependencyOptions } from './deps';
 import { migrateAtStart, type StartUpMigration } from './lib/db/start-up-migration';
@@ -18,13 +18,15 @@ export interface RunningServer {
   server: http.Server;
   deps: Dependencies;
   port: number;
+  /** The operations listener (OPS_PORT): /health* and /metrics only. */
+  ops?: { server: http.Server; port: number };
   shutdown(reason: string): Promise<void>;
 }
 
-function listen(server: http.Server, config: Config): Promise<void> {
+function listen(server: http.Server, port: number, config: Config): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(config.port, config.host, () => {
+    server.listen(port, config.host, () => {
       server.off('error', reject);
       resolve();
     });
@@ -104,24 +106,36 @@ export async function start(config: Config, logger: Logger, options: StartOption
     clusterMetrics = new ClusterMetrics(process.env.name ?? 'rampart', logger);
   }
   const load = new LoadMonitor(config.shed);
-  const app = createApp(deps, { lifecycle, metrics, clusterMetrics, load });
-  const server = http.createServer(
-    {
-      // Slow clients: Node answers 408 and closes the connection when the headers, or the whole
-      // request (headers and body, not the response), take longer. Connections are checked every
-      // second (Node's default is 30 s, which would let a 10 s limit run to 40 s).
-      headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
-      connectionsCheckingInterval: connectionsCheckingInterval(config),
-      // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s).
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-    },
-    app,
-  );
+  const { app, operations } = createApps(deps, { lifecycle, metrics, clusterMetrics, load });
+  const serverOptions: http.ServerOptions = {
+    // Slow clients: Node answers 408 and closes the connection when the headers, or the whole
+    // request (headers and body, not the response), take longer. Connections are checked every
+    // second (Node's default is 30 s, which would let a 10 s limit run to 40 s).
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: connectionsCheckingInterval(config),
+    // Longer than the proxy's idle timeout, so the proxy closes idle connections first (no 502s).
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+  };
+  const server = http.createServer(serverOptions, app);
   limitConnections(server, config, metrics, logger);
-  await listen(server, config);
+  // The operations listener: a socket of its own, so a probe's connection never waits in an accept
+  // queue that clients have filled (under overload, seconds on the API port). Clients never reach
+  // it, so it has no connection cap of its own.
+  const opsServer = config.opsPort === undefined ? undefined : http.createServer(serverOptions, operations);
+  const servers = opsServer ? [server, opsServer] : [server];
+  try {
+    await listen(server, config.port, config);
+    if (opsServer) await listen(opsServer, config.opsPort!, config);
+  } catch (err) {
+    for (const s of servers) if (s.listening) s.close();
+    load.stop();
+    await deps.close();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
-  logger.info('listening', { port, env: config.env, store: deps.store.kind, database: deps.db.kind });
+  const ops = opsServer ? { server: opsServer, port: (opsServer.address() as AddressInfo).port } : undefined;
+  logger.info('listening', { port, opsPort: ops?.port, env: config.env, store: deps.store.kind, database: deps.db.kind });
 
   let shuttingDown: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
@@ -129,17 +143,19 @@ export async function start(config: Config, logger: Logger, options: StartOption
       logger.info('shutdown started', { reason });
       lifecycle.beginDraining();
       // Keep listening a moment, answering with Connection: close, so the load balancer sees
-      // /health fail and clients move their keep-alive connections elsewhere.
+      // /health fail and clients move their keep-alive connections elsewhere. The operations
+      // listener goes on answering too (liveness 200, /health 503) and closes with the API port.
       await new Promise((r) => setTimeout(r, config.shutdownDrainMs));
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      const closed = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
       // close() drops the sockets idle right now; keep sweeping for those that become idle later.
-      server.closeIdleConnections();
-      const sweeper = setInterval(() => server.closeIdleConnections(), 100);
+      const closeIdle = () => servers.forEach((s) => s.closeIdleConnections());
+      closeIdle();
+      const sweeper = setInterval(closeIdle, 100);
       void closed.finally(() => clearInterval(sweeper));
       const deadline = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.shutdownTimeoutMs).unref());
       if ((await Promise.race([closed, deadline])) === 'timeout') {
         clearInterval(sweeper);
-        server.closeAllConnections();
+        servers.forEach((s) => s.closeAllConnections());
         throw new Error(`in-flight requests did not finish within ${config.shutdownTimeoutMs} ms`);
       }
       load.stop();
@@ -150,7 +166,7 @@ export async function start(config: Config, logger: Logger, options: StartOption
     return shuttingDown;
   };
 
-  return { server, deps, port, shutdown };
+  return { server, deps, port, ops, shutdown };
 }
 
 function flushAndExit(logger: Logger, code: number): void {

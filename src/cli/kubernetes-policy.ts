@@ -121,9 +121,15 @@ function probeProblems(deployment: K8sObject, container: K8sObject, config: Conf
     }
     if (get.path !== path) problems.push(`${at}: ${probe} path is ${get.path}, expected ${path}`);
     const port = typeof get.port === 'string' ? ports.find((p) => p.name === get.port)?.containerPort : get.port;
-    if (port !== config.port) problems.push(`${at}: ${probe} port ${get.port} is not the app's PORT (${config.port})`);
+    // With an operations listener, probes belong on it: on PORT they queue behind clients.
+    if (config.opsPort !== undefined) {
+      if (port !== config.opsPort) problems.push(`${at}: ${probe} port ${get.port} is not the app's OPS_PORT (${config.opsPort})`);
+    } else if (port !== config.port) problems.push(`${at}: ${probe} port ${get.port} is not the app's PORT (${config.port})`);
   }
   if (!ports.some((p) => p.containerPort === config.port)) problems.push(`${at}: no containerPort ${config.port} (the app's PORT)`);
+  if (config.opsPort !== undefined && !ports.some((p) => p.containerPort === config.opsPort)) {
+    problems.push(`${at}: no containerPort ${config.opsPort} (the app's OPS_PORT)`);
+  }
   return problems;
 }
 
@@ -150,7 +156,14 @@ function routes(rule: K8sObject, requestPath: string): boolean {
   return prefix === '' || requestPath === prefix || requestPath.startsWith(`${prefix}/`);
 }
 
-function ingressProblems(ingress: K8sObject, services: K8sObject[], config: Config | undefined): string[] {
+/** The container port a Service port leads to (targetPort by name or number; port when unset). */
+function containerPortOf(servicePort: K8sObject, container: K8sObject | undefined): number | undefined {
+  const target = (servicePort.targetPort ?? servicePort.port) as string | number;
+  if (typeof target === 'number') return target;
+  return ((container?.ports ?? []) as K8sObject[]).find((p) => p.name === target)?.containerPort as number | undefined;
+}
+
+function ingressProblems(ingress: K8sObject, services: K8sObject[], config: Config | undefined, container: K8sObject | undefined): string[] {
   const at = where(ingress);
   const problems: string[] = [];
   const annotations = (ingress.metadata?.annotations ?? {}) as Record<string, string>;
@@ -174,8 +187,12 @@ function ingressProblems(ingress: K8sObject, services: K8sObject[], config: Conf
       const backend = path.backend?.service as K8sObject | undefined;
       const service = services.find((s) => s.metadata?.name === backend?.name);
       if (!service) problems.push(`${at}: backend service ${backend?.name} is not in the overlay`);
-      else if (!((service.spec?.ports ?? []) as K8sObject[]).some((p) => p.name === backend?.port?.name || p.port === backend?.port?.number)) {
-        problems.push(`${at}: backend port ${JSON.stringify(backend?.port)} is not a port of Service/${service.metadata.name}`);
+      else {
+        const port = ((service.spec?.ports ?? []) as K8sObject[]).find((p) => p.name === backend?.port?.name || p.port === backend?.port?.number);
+        if (!port) problems.push(`${at}: backend port ${JSON.stringify(backend?.port)} is not a port of Service/${service.metadata.name}`);
+        else if (config?.opsPort !== undefined && containerPortOf(port, container) === config.opsPort) {
+          problems.push(`${at}: path ${path.path} routes to the operations listener (OPS_PORT ${config.opsPort}) through the Ingress`);
+        }
       }
     }
   }
@@ -277,6 +294,7 @@ export function kubernetesProblems(objects: K8sObject[], extraEnv: Env = {}): st
         ingress,
         objects.filter((o) => o.kind === 'Service'),
         config,
+        container,
       ),
     );
   for (const secret of objects.filter((o) => o.kind === 'Secret')) {

@@ -84,6 +84,8 @@ const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('development'),
   PORT: integer(0, 65535).default(3000),
   HOST: z.string().min(1).optional(),
+  // A second listener serving only the probes' and scrapers' endpoints; unset: none.
+  OPS_PORT: integer(0, 65535).optional(),
   REDIS_URL: redisUrl().optional(),
   CACHE_REDIS_URL: redisUrl().optional(),
   // PEM file of the certificate authorities a Redis server's TLS certificate must chain to.
@@ -154,6 +156,8 @@ export interface Config {
   readonly isProduction: boolean;
   readonly port: number;
   readonly host: string | undefined;
+  /** The operations listener's port (OPS_PORT, on HOST too): /health* and /metrics only; undefined: none. */
+  readonly opsPort: number | undefined;
   /** REDIS_URL as given (trimmed): one server, a Sentinel group (redis-sentinel://) or a Cluster (redis-cluster://). */
   readonly redisUrl: string | undefined;
   readonly redisTarget: RedisTarget | undefined;
@@ -262,11 +266,17 @@ function productionProblems(env: Env): string[] {
 function relationProblems(env: Env): string[] {
   const headers = envSchema.shape.HEADERS_TIMEOUT_MS.safeParse(env.HEADERS_TIMEOUT_MS);
   const request = envSchema.shape.REQUEST_TIMEOUT_MS.safeParse(env.REQUEST_TIMEOUT_MS);
+  const problems: string[] = [];
   if (headers.success && request.success && headers.data > request.data) {
     // Node.js refuses it too: the headers are part of the request, so the longer limit could never apply.
-    return ['HEADERS_TIMEOUT_MS: must not be longer than REQUEST_TIMEOUT_MS (the headers are part of the request)'];
+    problems.push('HEADERS_TIMEOUT_MS: must not be longer than REQUEST_TIMEOUT_MS (the headers are part of the request)');
   }
-  return [];
+  const port = envSchema.shape.PORT.safeParse(env.PORT);
+  const opsPort = envSchema.shape.OPS_PORT.safeParse(env.OPS_PORT);
+  if (port.success && opsPort.success && opsPort.data !== undefined && opsPort.data !== 0 && opsPort.data === port.data) {
+    problems.push('OPS_PORT: must differ from PORT (the operations listener is a second socket)');
+  }
+  return problems;
 }
 
 function splitList(raw: string | undefined): string[] {
@@ -363,6 +373,7 @@ export function loadConfig(env: Env = process.env): Config {
     isProduction: e.NODE_ENV === 'production',
     port: e.PORT,
     host: e.HOST,
+    opsPort: e.OPS_PORT,
     redisUrl: e.REDIS_URL?.url,
     redisTarget: e.REDIS_URL?.target,
     cacheRedisUrl: (e.CACHE_REDIS_URL ?? e.REDIS_URL)?.url,

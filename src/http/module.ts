@@ -57,6 +57,11 @@ export interface ModuleDefinition {
    * limited (health checks, metrics, the API description).
    */
   stage?: 'api' | 'operations';
+  /**
+   * An operations module that the operations listener (OPS_PORT) serves too: probes and scrapes
+   * reach it there on a socket no client floods (health, metrics; not the API description).
+   */
+  opsListener?: boolean;
   /** Shown as the tag of its operations in the document. */
   tag: { name: string; description: string };
   /** Mounted only when this says so (diagnostic routes, the API description in production). */

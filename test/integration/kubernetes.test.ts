@@ -150,8 +150,19 @@ describe.skipIf(!HAS_KUBECTL)(`deploy/kubernetes overlays${skipped}`, () => {
       'no Service selects the pods of Deployment/rampart',
       'PodDisruptionBudget/rampart: selector does not match the pods of Deployment/rampart',
       'ServiceMonitor/rampart: selects no Service of the app',
-      'ServiceMonitor/rampart: endpoint port http is not a named port of the Service',
+      'ServiceMonitor/rampart: endpoint port ops is not a named port of the Service',
       `Ingress/rampart: path / routes operations paths (${OPERATIONS_PATHS.join(', ')}) through the Ingress`,
+    ]);
+  });
+
+  it('keeps the probes on the operations listener and the Ingress off it', () => {
+    const objects = clone(rendered.get('production')!);
+    find(objects, 'Deployment').spec.template.spec.containers[0].livenessProbe.httpGet.port = 'http';
+    const path0 = find(objects, 'Ingress').spec.rules[0].http.paths[0];
+    path0.backend.service.port = { name: 'ops' };
+    expect(kubernetesProblems(objects)).toEqual([
+      "Deployment/rampart container rampart: livenessProbe port http is not the app's OPS_PORT (9102)",
+      `Ingress/rampart: path ${path0.path} routes to the operations listener (OPS_PORT 9102) through the Ingress`,
     ]);
   });
 
@@ -222,8 +233,13 @@ describe('the probe paths, answered by the app as the probes expect', () => {
     expect((await request(ctx.app).get(paths.readiness)).status).toBe(503);
     expect((await request(ctx.app).get(paths.liveness)).status).toBe(200);
     expect((await request(ctx.app).get(paths.startup)).status).toBe(200);
-    // The probes' port is the app's PORT (3000 unless set), which the image exposes.
+    // The API port is the app's PORT (3000 unless set), which the image exposes; the probes go to
+    // the operations listener, the OPS_PORT of the ConfigMap.
     expect(container.ports[0].containerPort).toBe(loadConfig({ NODE_ENV: 'test' }).port);
     expect(readFileSync(path.join(ROOT, 'Dockerfile.backend'), 'utf8')).toMatch(new RegExp(`^EXPOSE ${container.ports[0].containerPort}$`, 'm'));
+    const configMap = parse(readFileSync(path.join(KUBERNETES, 'base/configmap.yaml'), 'utf8')) as K8sObject;
+    const ops = (container.ports as K8sObject[]).find((p) => p.name === 'ops')!;
+    expect(ops.containerPort).toBe(loadConfig({ NODE_ENV: 'test', OPS_PORT: configMap.data.OPS_PORT as string }).opsPort);
+    for (const probe of ['readinessProbe', 'livenessProbe', 'startupProbe']) expect(container[probe].httpGet.port, probe).toBe('ops');
   });
 });

@@ -31,6 +31,7 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
   let db: TestDatabase;
   let app: Pm2App;
   let port: number;
+  let opsPort: number;
 
   const everyWorkerReady = async () => {
     const list = app.instances();
@@ -43,7 +44,8 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
     redis = await TestRedisServer.create();
     db = await createTestDatabase();
     port = await freePort();
-    app = new Pm2App(`rampart-sys-${randomUUID().slice(0, 8)}`, clusterEnv(port, redis.url, db.url, { RATE_LIMIT_LOGIN_MAX: '5' }));
+    opsPort = await freePort();
+    app = new Pm2App(`rampart-sys-${randomUUID().slice(0, 8)}`, clusterEnv(port, redis.url, db.url, { RATE_LIMIT_LOGIN_MAX: '5', OPS_PORT: String(opsPort) }));
     app.start();
     await waitFor('two ready workers', everyWorkerReady, 60_000).catch((err: Error) => {
       throw new Error(`${err.message}\n${app.logs()}`);
@@ -109,6 +111,20 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
       seen.push(sample(scrape.body, 'http_request_duration_seconds_count', { route: '/api/v1/items/:id', status_code: '404' }) ?? 0);
     }
     expect(seen).toEqual(Array(6).fill(sent));
+  });
+
+  it('serves the operations listener from the workers, shared through the primary like the API port', async () => {
+    // A worker that could not listen on OPS_PORT would have exited at start: both are online.
+    expect(app.instances().every((i) => i.status === 'online')).toBe(true);
+    for (let i = 0; i < 6; i++) expect((await fresh(opsPort, 'GET', '/health/live')).status).toBe(200);
+    expect((await fresh(opsPort, 'GET', '/api/v1/_diag/whoami')).status).toBe(404);
+    // Whichever worker takes the scrape answers for the host, as on the API port.
+    const api = sample((await fresh(port, 'GET', '/metrics')).body, 'http_request_duration_seconds_count', { route: '/api/v1/items/:id', status_code: '404' });
+    const ops = sample((await fresh(opsPort, 'GET', '/metrics')).body, 'http_request_duration_seconds_count', {
+      route: '/api/v1/items/:id',
+      status_code: '404',
+    });
+    expect(ops).toBe(api);
   });
 
   it('reloads under continuous load with zero failed requests', async () => {

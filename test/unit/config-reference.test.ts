@@ -142,6 +142,7 @@ const PROPERTY: Record<string, ((c: Config) => unknown) | null> = {
   NODE_ENV: (c) => c.env,
   PORT: (c) => c.port,
   HOST: (c) => c.host,
+  OPS_PORT: (c) => c.opsPort,
   REDIS_URL: (c) => c.redisUrl,
   CACHE_REDIS_URL: (c) => c.cacheRedisUrl,
   REDIS_TLS_CA_FILE: (c) => c.redisTlsCa,

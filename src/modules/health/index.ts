@@ -19,6 +19,7 @@ export const healthModule = defineModule({
   name: 'health',
   base: '/health',
   stage: 'operations',
+  opsListener: true,
   tag: { name: 'Health', description: 'For load balancers, orchestrators and operators; never rate limited.' },
   routes: ({ lifecycle, probes, version }) => {
     startEventLoopMonitor();

@@ -9,6 +9,7 @@ export const metricsModule = defineModule({
   name: 'metrics',
   base: '/metrics',
   stage: 'operations',
+  opsListener: true,
   tag: { name: 'Metrics', description: 'Prometheus metrics of the whole host; never rate limited.' },
   routes: ({ metrics, clusterMetrics: cluster, logger }) => [
     route({
