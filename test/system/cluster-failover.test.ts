@@ -119,7 +119,8 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect((await failedLogin(probeIp)).status).toBe(401);
       let probeKey: string | undefined;
       for (const master of topology) {
-        const keys = (await cluster!.command(master.port, 'KEYS', `${ctx!.keyPrefix}*${probeIp}*`)) as string[];
+        // The login limiter's counter (rl:login:), not the general limit's one for the same address.
+        const keys = (await cluster!.command(master.port, 'KEYS', `${ctx!.keyPrefix}rl:login:*${probeIp}*`)) as string[];
         probeKey ??= keys[0];
       }
       expect(probeKey, 'the login counter of the probe address').toBeDefined();
