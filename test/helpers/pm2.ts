@@ -74,6 +74,14 @@ export class Pm2App {
   }
 }
 
+/** Every worker online, and readiness 200 on four fresh connections (so from each of two workers). */
+export async function workersReady(app: Pm2App, port: number, workers = 2): Promise<boolean> {
+  const list = app.instances();
+  if (list.length !== workers || !list.every((i) => i.status === 'online')) return false;
+  for (let i = 0; i < 2 * workers; i++) if ((await fresh(port, 'GET', '/health/ready')).status !== 200) return false;
+  return true;
+}
+
 /** Environment for a 2-worker cluster in system tests: real services, diagnostics on, quiet logs. */
 export function clusterEnv(port: number, redisUrl: string, databaseUrl: string, overrides: Record<string, string> = {}): Record<string, string> {
   return {
