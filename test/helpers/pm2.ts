@@ -57,9 +57,9 @@ export class Pm2App {
     return list.filter((p) => p.name === this.name).map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status, nodeArgs: p.pm2_env.node_args ?? [] }));
   }
 
-  logs(): string {
+  logs(lines = 80): string {
     try {
-      return this.run(['logs', this.name, '--lines', '80', '--nostream', '--raw']);
+      return this.run(['logs', this.name, '--lines', String(lines), '--nostream', '--raw']);
     } catch {
       return '';
     }
