@@ -38,7 +38,6 @@ export class SentinelGroup {
     private readonly dir: string,
     readonly master: RedisProcess,
     readonly masterPort: number,
-    readonly replicaPorts: number[],
     readonly sentinelPorts: number[],
     private readonly processes: RedisProcess[],
     private readonly replication: TcpProxy | undefined,
@@ -62,10 +61,8 @@ export class SentinelGroup {
         replication = await TcpProxy.create({ host: '127.0.0.1', port: masterPort });
         await replication.start();
       }
-      const replicaPorts: number[] = [];
       for (let i = 0; i < 2; i++) {
         const port = await freePort();
-        replicaPorts.push(port);
         processes.push(
           await RedisProcess.start(
             ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(replication?.port ?? masterPort)],
@@ -93,7 +90,7 @@ export class SentinelGroup {
         processes.push(await RedisProcess.start([conf, '--sentinel'], /\+monitor master/));
         sentinelPorts.push(port);
       }
-      const group = new SentinelGroup(dir, master, masterPort, replicaPorts, sentinelPorts, processes, replication);
+      const group = new SentinelGroup(dir, master, masterPort, sentinelPorts, processes, replication);
       await until('the sentinels to see two replicas and each other', 30_000, async () => {
         const replicas = (await group.sentinel.call('SENTINEL', 'REPLICAS', MASTER_NAME)) as unknown[];
         const others = (await group.sentinel.call('SENTINEL', 'SENTINELS', MASTER_NAME)) as unknown[];

@@ -331,6 +331,9 @@ describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Sentinel failover under load, PM2 clu
       slowestSecurityAnswerMs: round(slowestSecurity),
       refreshChainsBroken: chainsBroken,
       revocationChecks: revocationChecks.length,
+      // The checks go over connections of their own, to either worker: one may refuse a moment
+      // after the other recovered (a second reconnect on the sentinels' announcement).
+      lastRefusedRevocationCheckAfterKillMs: since(revocationChecks.filter((c) => c.status === 503).at(-1)?.at),
       login: {
         limit: LOGIN_LIMIT,
         evaluated: evaluated.length,
@@ -413,9 +416,10 @@ describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Sentinel failover under load, PM2 clu
 
     // No token logged out before the kill is ever accepted after it.
     expect(revocationChecks.filter((c) => c.status !== 401 && c.status !== 503)).toEqual([]);
-    const afterRecovery = revocationChecks.filter((c) => c.at > byKind.me.servedAgainAt!);
-    expect(afterRecovery.length).toBeGreaterThanOrEqual(revoked.length * 2 * 3);
-    expect(new Set(afterRecovery.map((c) => c.status))).toEqual(new Set([401]));
+    const refusedChecks = revocationChecks.filter((c) => c.status === 503);
+    if (refusedChecks.length > 0) expect(refusedChecks.at(-1)!.at - promotedAt!, 'revocation checks served again').toBeLessThan(RECOVERY_BOUND_MS);
+    const stillRefused = revocationChecks.filter((c) => c.at > byKind.me.servedAgainAt! && c.status === 401);
+    expect(stillRefused.length, 'each revoked token refused again and again').toBeGreaterThanOrEqual(revoked.length * 2 * 3);
 
     // The login limit holds across the failover, up to the hits lost with the old master.
     expect(before.length, 'attempts before the kill').toBeGreaterThanOrEqual(KILL_AT);
