@@ -57,9 +57,9 @@ export class Pm2App {
     return list.filter((p) => p.name === this.name).map((p) => ({ pmId: p.pm_id, pid: p.pid, status: p.pm2_env.status, nodeArgs: p.pm2_env.node_args ?? [] }));
   }
 
-  logs(): string {
+  logs(lines = 80): string {
     try {
-      return this.run(['logs', this.name, '--lines', '80', '--nostream', '--raw']);
+      return this.run(['logs', this.name, '--lines', String(lines), '--nostream', '--raw']);
     } catch {
       return '';
     }
@@ -72,6 +72,14 @@ export class Pm2App {
       rmSync(this.home, { recursive: true, force: true });
     }
   }
+}
+
+/** Every worker online, and readiness 200 on four fresh connections (so from each of two workers). */
+export async function workersReady(app: Pm2App, port: number, workers = 2): Promise<boolean> {
+  const list = app.instances();
+  if (list.length !== workers || !list.every((i) => i.status === 'online')) return false;
+  for (let i = 0; i < 2 * workers; i++) if ((await fresh(port, 'GET', '/health/ready')).status !== 200) return false;
+  return true;
 }
 
 /** Environment for a 2-worker cluster in system tests: real services, diagnostics on, quiet logs. */

@@ -1,12 +1,14 @@
 // A TCP proxy on a free loopback port that a test switches on and off: off, nothing listens
 // there (connections are refused, like a database that is down); on, it forwards to the target
-// (the shared PostgreSQL, which is never stopped itself).
+// (the shared PostgreSQL, which is never stopped itself). Held, it stops passing on what the
+// target sends (a replication link that lags); stopping it then drops what was held.
 import net from 'node:net';
 import { freePort } from './redis-server';
 
 export class TcpProxy {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private readonly upstreams = new Set<net.Socket>();
 
   private constructor(
     readonly port: number,
@@ -21,6 +23,8 @@ export class TcpProxy {
   async start(): Promise<void> {
     const server = net.createServer((client) => {
       const upstream = net.connect(this.target.port, this.target.host);
+      this.upstreams.add(upstream);
+      upstream.on('close', () => this.upstreams.delete(upstream));
       for (const s of [client, upstream]) {
         this.sockets.add(s);
         s.on('close', () => this.sockets.delete(s));
@@ -35,6 +39,14 @@ export class TcpProxy {
       server.listen(this.port, '127.0.0.1', () => resolve());
     });
     this.server = server;
+  }
+
+  /** Stops passing on what the target sends over the open connections; the client waits. */
+  hold(): void {
+    for (const upstream of this.upstreams) {
+      upstream.unpipe();
+      upstream.pause();
+    }
   }
 
   /** Stops listening and cuts every open connection. */

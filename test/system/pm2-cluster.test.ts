@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { clusterEnv, fresh, Pm2App } from '../helpers/pm2';
+import { clusterEnv, fresh, Pm2App, workersReady } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, TestRedisServer } from '../helpers/redis-server';
 import { DATABASE_URL } from '../helpers/services';
 import { sample } from '../helpers/prometheus';
@@ -33,12 +33,7 @@ describe.skipIf(!CAN_RUN)(`PM2 cluster mode, 2 workers${CAN_RUN ? '' : ` [${REAS
   let port: number;
   let opsPort: number;
 
-  const everyWorkerReady = async () => {
-    const list = app.instances();
-    if (list.length !== 2 || !list.every((i) => i.status === 'online')) return false;
-    for (let i = 0; i < 4; i++) if ((await fresh(port, 'GET', '/health/ready')).status !== 200) return false;
-    return true;
-  };
+  const everyWorkerReady = () => workersReady(app, port);
 
   beforeAll(async () => {
     redis = await TestRedisServer.create();

@@ -3,10 +3,6 @@
 // (SIGKILL) mid-run: security-state requests fail closed (503) fast during the failover, public
 // reads keep being served, everything works again after the promotion without a restart, and no
 // token revoked (204) before the kill is accepted after it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import Redis from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
@@ -18,86 +14,32 @@ import { createMetrics } from '../../src/lib/metrics';
 import { login, register, type Account } from '../helpers/auth';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { captureLogger } from '../helpers/log-capture';
-import { freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON, RedisProcess } from '../helpers/redis-server';
+import { HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON } from '../helpers/redis-server';
+import { MASTER_NAME, SentinelGroup, until } from '../helpers/sentinel-group';
 import { DATABASE_URL, NO_DATABASE_REASON, uniqueSuffix } from '../helpers/services';
 
-const MASTER_NAME = 'rampart';
 // Policy for a noisy 2-core machine: each refused request must come within 1.5 s (the command
 // bound is 250 ms); recovery within 10 s of the promotion.
 const REFUSAL_BOUND_MS = 1500;
 const RECOVERY_BOUND_MS = 10_000;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
   `Sentinel failover${HAS_REDIS_SERVER ? (DATABASE_URL ? '' : ` (${NO_DATABASE_REASON})`) : ` (${NO_REDIS_SERVER_REASON})`}`,
   () => {
-    const processes: RedisProcess[] = [];
-    let dir: string;
-    let master: RedisProcess;
-    let masterPort: number;
-    let sentinelPorts: number[];
-    let sentinel: Redis | undefined;
+    let group: SentinelGroup | undefined;
     let database: TestDatabase | undefined;
     let deps: Dependencies | undefined;
     let app: ReturnType<typeof createApp>;
     const log = captureLogger();
 
     beforeAll(async () => {
-      dir = mkdtempSync(path.join(tmpdir(), 'rampart-sentinel-'));
-      masterPort = await freePort();
-      master = await RedisProcess.start(['--port', String(masterPort), '--bind', '127.0.0.1']);
-      processes.push(master);
-      for (let i = 0; i < 2; i++) {
-        const port = await freePort();
-        processes.push(
-          await RedisProcess.start(
-            ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(masterPort)],
-            /MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial)/,
-          ),
-        );
-      }
-      sentinelPorts = [];
-      for (let i = 0; i < 3; i++) {
-        const port = await freePort();
-        const conf = path.join(dir, `sentinel-${port}.conf`);
-        writeFileSync(
-          conf,
-          [
-            `port ${port}`,
-            'bind 127.0.0.1',
-            `dir ${dir}`,
-            `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-            `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
-            `sentinel failover-timeout ${MASTER_NAME} 10000`,
-            `sentinel parallel-syncs ${MASTER_NAME} 2`,
-            '',
-          ].join('\n'),
-        );
-        processes.push(await RedisProcess.start([conf, '--sentinel'], /\+monitor master/));
-        sentinelPorts.push(port);
-      }
-      // A failover needs the sentinels to know the replicas and each other (hello messages, 2 s).
-      sentinel = new Redis(sentinelPorts[0]!, '127.0.0.1', { maxRetriesPerRequest: 0 });
-      await until('the sentinels to see two replicas and each other', 30_000, async () => {
-        const replicas = (await sentinel!.call('SENTINEL', 'REPLICAS', MASTER_NAME)) as unknown[];
-        const others = (await sentinel!.call('SENTINEL', 'SENTINELS', MASTER_NAME)) as unknown[];
-        return replicas.length === 2 && others.length === 2 ? true : undefined;
-      });
+      group = await SentinelGroup.start();
 
       database = await createTestDatabase();
       const config = loadConfig({
         NODE_ENV: 'test',
-        REDIS_URL: `redis-sentinel://${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')}/${MASTER_NAME}`,
+        REDIS_URL: group.url,
         DATABASE_URL: database.url,
         RATE_LIMIT_LOGIN_MAX: '100000',
         RATE_LIMIT_REGISTER_MAX: '100000',
@@ -109,11 +51,9 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
     }, 90_000);
 
     afterAll(async () => {
-      sentinel?.disconnect();
       await deps?.close();
       await database?.drop();
-      for (const p of processes) await p.stop();
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      await group?.stop();
     });
 
     it('is what the doctor checks: the master found through the sentinels, its eviction policy read', async () => {
@@ -121,7 +61,7 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       expect(finding).toEqual({
         ok: true,
         check: 'redis (security)',
-        message: `sentinel group "${MASTER_NAME}" via ${sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',')} reachable, maxmemory-policy noeviction`,
+        message: `sentinel group "${MASTER_NAME}" via ${group!.sentinelList} reachable, maxmemory-policy noeviction`,
       });
     });
 
@@ -141,8 +81,8 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       expect((await me(revoked[0]!.accessToken)).status).toBe(401);
       const live = await login(app, account.email);
 
-      const oldMaster = `127.0.0.1:${masterPort}`;
-      await master.stop(); // SIGKILL
+      const oldMaster = `127.0.0.1:${group!.masterPort}`;
+      await group!.master.stop(); // SIGKILL
       const killedAt = performance.now();
 
       const security: { status: number; ms: number; at: number }[] = [];
@@ -153,8 +93,7 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       let stableSince: number | undefined;
       while (performance.now() - killedAt < 40_000) {
         if (promotedAt === undefined) {
-          const [host, port] = (await sentinel!.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [string, string];
-          if (`${host}:${port}` !== oldMaster) promotedAt = performance.now();
+          if ((await group!.masterAddress()) !== oldMaster) promotedAt = performance.now();
         }
         const started = performance.now();
         const res = await me(live.accessToken);

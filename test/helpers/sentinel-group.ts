@@ -1,0 +1,141 @@
+// A real Sentinel group for failover tests: a master, two replicas and three sentinels from
+// Debian's redis-server on free loopback ports, in a temporary directory, stopped by PID.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Redis from 'ioredis';
+import { freePort, RedisProcess } from './redis-server';
+import { TcpProxy } from './tcp-proxy';
+
+export const MASTER_NAME = 'rampart';
+
+/** Polls check (errors count as "not yet") every 100 ms until it returns a value. */
+export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+export interface SentinelGroupOptions {
+  /**
+   * The replicas replicate through a proxy the test can hold (a lagging link): what the master
+   * acknowledges meanwhile is lost when it dies. The sentinels would repoint such replicas at the
+   * master itself after failover-timeout (+fix-slave-config), so that is raised to 2 minutes.
+   */
+  replicationThroughProxy?: boolean;
+}
+
+export class SentinelGroup {
+  /** A connection to the first sentinel, for the test's own questions. */
+  readonly sentinel: Redis;
+
+  private constructor(
+    private readonly dir: string,
+    readonly master: RedisProcess,
+    readonly masterPort: number,
+    readonly sentinelPorts: number[],
+    private readonly processes: RedisProcess[],
+    private readonly replication: TcpProxy | undefined,
+  ) {
+    this.sentinel = new Redis(sentinelPorts[0]!, '127.0.0.1', { maxRetriesPerRequest: 0 });
+  }
+
+  /**
+   * Starts the group and waits until the sentinels know both replicas and each other (hello
+   * messages every 2 s): before that a failover cannot happen. down-after-milliseconds is 1000.
+   */
+  static async start(options: SentinelGroupOptions = {}): Promise<SentinelGroup> {
+    const dir = mkdtempSync(path.join(tmpdir(), 'rampart-sentinel-'));
+    const processes: RedisProcess[] = [];
+    let replication: TcpProxy | undefined;
+    try {
+      const masterPort = await freePort();
+      const master = await RedisProcess.start(['--port', String(masterPort), '--bind', '127.0.0.1']);
+      processes.push(master);
+      if (options.replicationThroughProxy) {
+        replication = await TcpProxy.create({ host: '127.0.0.1', port: masterPort });
+        await replication.start();
+      }
+      for (let i = 0; i < 2; i++) {
+        const port = await freePort();
+        processes.push(
+          await RedisProcess.start(
+            ['--port', String(port), '--bind', '127.0.0.1', '--replicaof', '127.0.0.1', String(replication?.port ?? masterPort)],
+            /MASTER <-> REPLICA sync: (Finished with success|Master accepted a Partial)/,
+          ),
+        );
+      }
+      const sentinelPorts: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        const port = await freePort();
+        const conf = path.join(dir, `sentinel-${port}.conf`);
+        writeFileSync(
+          conf,
+          [
+            `port ${port}`,
+            'bind 127.0.0.1',
+            `dir ${dir}`,
+            `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+            `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+            `sentinel failover-timeout ${MASTER_NAME} ${options.replicationThroughProxy ? 120_000 : 10_000}`,
+            `sentinel parallel-syncs ${MASTER_NAME} 2`,
+            '',
+          ].join('\n'),
+        );
+        processes.push(await RedisProcess.start([conf, '--sentinel'], /\+monitor master/));
+        sentinelPorts.push(port);
+      }
+      const group = new SentinelGroup(dir, master, masterPort, sentinelPorts, processes, replication);
+      await until('the sentinels to see two replicas and each other', 30_000, async () => {
+        const replicas = (await group.sentinel.call('SENTINEL', 'REPLICAS', MASTER_NAME)) as unknown[];
+        const others = (await group.sentinel.call('SENTINEL', 'SENTINELS', MASTER_NAME)) as unknown[];
+        return replicas.length === 2 && others.length === 2 ? true : undefined;
+      });
+      return group;
+    } catch (err) {
+      await replication?.stop();
+      for (const p of processes) await p.stop();
+      rmSync(dir, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  /** The REDIS_URL of the group: every sentinel, then the master's name. */
+  get url(): string {
+    return `redis-sentinel://${this.sentinelList}/${MASTER_NAME}`;
+  }
+
+  get sentinelList(): string {
+    return this.sentinelPorts.map((p) => `127.0.0.1:${p}`).join(',');
+  }
+
+  /** host:port of the master as the first sentinel reports it now. */
+  async masterAddress(): Promise<string> {
+    const [host, port] = (await this.sentinel.call('SENTINEL', 'GET-MASTER-ADDR-BY-NAME', MASTER_NAME)) as [string, string];
+    return `${host}:${port}`;
+  }
+
+  /** The replication proxy stops passing on the master's stream: the replicas fall behind. */
+  holdReplication(): void {
+    if (!this.replication) throw new Error('the group was started without replicationThroughProxy');
+    this.replication.hold();
+  }
+
+  /** SIGKILLs the master; what the replication proxy held back is dropped with it. */
+  async killMaster(): Promise<void> {
+    await this.master.stop();
+    await this.replication?.stop();
+  }
+
+  async stop(): Promise<void> {
+    this.sentinel.disconnect();
+    await this.replication?.stop();
+    for (const p of this.processes) await p.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
