@@ -106,7 +106,9 @@ export async function startLoadApp(port: number, redisUrl: string, databaseUrl: 
   );
   app.start();
   await until('two ready workers', 60_000, async () => ((await workersReady(app, port)) ? true : undefined)).catch((err: Error) => {
-    throw new Error(`${err.message}\n${app.logs()}`);
+    const logs = app.logs();
+    app.kill(); // the caller never gets the app to stop
+    throw new Error(`${err.message}\n${logs}`);
   });
   return app;
 }
