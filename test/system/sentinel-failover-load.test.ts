@@ -1,29 +1,19 @@
-// A Sentinel failover under load, against the built app in PM2 cluster mode (2 workers) sharing
-// one Sentinel group (a master, two replicas, three sentinels from Debian's redis-server) and the
-// real PostgreSQL. autocannon drives cached public reads, authenticated reads and refresh-token
-// rotations while a hammer sends wrong passwords for one account; the master is SIGKILLed halfway
-// to the account's login limit. Asserted: security-state requests fail closed within 1.5 s each,
-// public reads keep being served, every kind of request works again within 10 s of the promotion
-// with the same workers, no token logged out (204) before the kill is accepted after it, and the
-// wrong passwords evaluated (401) never exceed the limit plus the counter hits the failover lost,
-// which the test measures from the counts the limiter reports in its RateLimit header. Run twice:
-// with the replicas in step, and with replication held back before the kill so that hits are
-// really lost (see SCENARIOS).
-import { randomUUID } from 'node:crypto';
-import autocannon from 'autocannon';
+// A Sentinel failover under load (test/helpers/failover-load.ts): the built app in PM2 cluster
+// mode (2 workers) sharing one Sentinel group (a master, two replicas, three sentinels from
+// Debian's redis-server) and the real PostgreSQL, under autocannon and a hammer of wrong passwords
+// for one account; the master is SIGKILLed halfway to the account's login limit. Run twice: with
+// the replicas in step, and with replication held back before the kill so that hits are really
+// lost (see SCENARIOS).
 import Redis from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, it } from 'vitest';
 import { emailKey } from '../../src/middleware/rate-limit';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
-import { clusterEnv, fresh, Pm2App, workersReady } from '../helpers/pm2';
+import { failoverUnderLoad, newAccount, startLoadApp } from '../helpers/failover-load';
+import type { Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON } from '../helpers/redis-server';
-import { SentinelGroup, until } from '../helpers/sentinel-group';
+import { SentinelGroup } from '../helpers/sentinel-group';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 
-// Policy, with generous ceilings for a shared 2-core machine: each refusal within 1.5 s, every
-// kind of request served again within 10 s of the promotion.
-const REFUSAL_BOUND_MS = 1500;
-const RECOVERY_BOUND_MS = 10_000;
 // Wrong passwords per account (RATE_LIMIT_LOGIN_ACCOUNT_MAX); the master dies once the counter
 // reaches KILL_AT, so that attempts before and after the failover both count toward it.
 const LOGIN_LIMIT = 40;
@@ -31,37 +21,6 @@ const KILL_AT = 20;
 // With replication held: hits the master acknowledges alone before it dies.
 const HELD_HITS = 8;
 const LOAD_SECONDS = 20;
-const PASSWORD = 'system test password';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-type Kind = 'read' | 'me' | 'refresh' | 'login';
-/** One answer: when the request was sent and answered (ms, performance.now()), its status (0: no answer). */
-interface Answer {
-  kind: Kind;
-  sentAt: number;
-  at: number;
-  status: number;
-  /** login: the account counter after this attempt's hit, from the RateLimit header (401 only). */
-  count?: number;
-  /** Why a request was not served: the error envelope's message. */
-  reason?: string;
-}
-
-interface Session {
-  accessToken: string;
-  refreshToken: string;
-}
-
-const quantile = (sorted: number[], q: number) => (sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!);
-const round = (ms: number) => Math.round(ms);
-const OVERLOADED = 'Server is overloaded; retry shortly'; // admission control's refusal
-function reasonOf(body: string): string {
-  try {
-    return (JSON.parse(body) as { error?: { message?: string } }).error?.message ?? body.slice(0, 80);
-  } catch {
-    return body.slice(0, 80);
-  }
-}
 
 const CAN_RUN = HAS_REDIS_SERVER && Boolean(DATABASE_URL);
 const REASON = HAS_REDIS_SERVER ? NO_DATABASE_REASON : NO_REDIS_SERVER_REASON;
@@ -80,34 +39,12 @@ describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Sentinel failover under load, PM2 clu
   let db: TestDatabase | undefined;
   let app: Pm2App | undefined;
   let port: number;
-  const base = () => `http://127.0.0.1:${port}`;
-
-  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
-    fetch(base() + path, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
-  const me = (accessToken: string) => fetch(`${base()}/api/v1/users/me`, { headers: { authorization: `Bearer ${accessToken}` } });
-
-  async function session(email: string): Promise<Session> {
-    const res = await post('/api/v1/auth/login', { email, password: PASSWORD });
-    expect(res.status).toBe(200);
-    return (await res.json()) as Session;
-  }
 
   beforeAll(async () => {
     group = await SentinelGroup.start({ replicationThroughProxy: scenario.holdReplication });
     db = await createTestDatabase();
     port = await freePort();
-    app = new Pm2App(
-      `rampart-failover-${randomUUID().slice(0, 8)}`,
-      clusterEnv(port, group.url, db.url, {
-        RATE_LIMIT_LOGIN_MAX: '1000000',
-        RATE_LIMIT_LOGIN_ACCOUNT_MAX: String(LOGIN_LIMIT),
-        RATE_LIMIT_REFRESH_MAX: '1000000',
-      }),
-    );
-    app.start();
-    await until('two ready workers', 60_000, async () => ((await workersReady(app!, port)) ? true : undefined)).catch((err: Error) => {
-      throw new Error(`${err.message}\n${app!.logs()}`);
-    });
+    app = await startLoadApp(port, group.url, db.url, LOGIN_LIMIT);
   }, 120_000);
 
   afterAll(async () => {
@@ -117,322 +54,27 @@ describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Sentinel failover under load, PM2 clu
   }, 60_000);
 
   it('fails closed and fast during the failover, keeps public reads, recovers, and holds revocations and the login limit', async () => {
-    const user = `load-${randomUUID()}@example.com`;
-    const target = `target-${randomUUID()}@example.com`;
-    for (const email of [user, target]) expect((await post('/api/v1/auth/register', { email, password: PASSWORD })).status).toBe(201);
-    const live = await session(user);
-    // Refresh chains: a request takes a token from the pool and puts back the one it receives.
-    // A chain the failover breaks (a rotation lost with the old master, or applied without its
-    // answer and then seen as reuse: 401) is replaced by a spare session, and counted. (autocannon
-    // resets a connection's context after every request, so the chains live here.)
-    const chains: string[] = [];
-    for (let i = 0; i < 6; i++) chains.push((await session(user)).refreshToken);
-    const spares: string[] = [];
-    for (let i = 0; i < 10; i++) spares.push((await session(user)).refreshToken);
-    const revoked: Session[] = [];
-    const logout = async (s: Session) => {
-      expect((await post('/api/v1/auth/logout', {}, { authorization: `Bearer ${s.accessToken}` })).status).toBe(204);
-      revoked.push(s);
-    };
-    for (let i = 0; i < 10; i++) await logout(await session(user));
-    const toLogOutUnderLoad: Session[] = [];
-    for (let i = 0; i < 10; i++) toLogOutUnderLoad.push(await session(user));
-    expect((await fetch(`${base()}/api/v1/items`)).status).toBe(200); // the cache is warm
-    const pidsBefore = app!.instances().map((i) => i.pid);
-
-    const answers: Answer[] = [];
-    const t0 = performance.now();
-    const load = (kind: Kind, options: Omit<autocannon.Options, 'url'>) => {
-      // autocannon calls a request's onResponse, then emits 'response' for the same answer.
-      let reason: string | undefined;
-      const requests = (options.requests ?? []).map((r) => ({
-        ...r,
-        onResponse: (status: number, body: string, context: object, headers: autocannon.Request['headers']) => {
-          reason = status === 200 ? undefined : reasonOf(body);
-          if (typeof r.onResponse === 'function') r.onResponse(status, body, context, headers);
-        },
-      }));
-      let instance: autocannon.Instance | undefined;
-      const done = new Promise<autocannon.Result>((resolve, reject) => {
-        instance = autocannon({ ...options, requests, url: base(), duration: LOAD_SECONDS, timeout: 5 }, (err, result) =>
-          err ? reject(err as Error) : resolve(result),
-        );
-      });
-      instance!.on('response', (_client, status, _bytes, ms) => {
-        const at = performance.now();
-        answers.push({ kind, sentAt: at - ms, at, status, reason });
-        reason = undefined;
-      });
-      instance!.on('reqError', () => answers.push({ kind, sentAt: performance.now(), at: performance.now(), status: 0 }));
-      return done;
-    };
-    let chainsBroken = 0;
-    const loads = [
-      load('read', { connections: 4, overallRate: 150, requests: [{ method: 'GET', path: '/api/v1/items' }] }),
-      load('me', {
-        connections: 4,
-        overallRate: 80,
-        requests: [{ method: 'GET', path: '/api/v1/users/me', headers: { authorization: `Bearer ${live.accessToken}` } }],
-      }),
-      load('refresh', {
-        connections: 2,
-        overallRate: 20,
-        requests: [
-          {
-            method: 'POST',
-            path: '/api/v1/auth/refresh',
-            headers: { 'content-type': 'application/json' },
-            setupRequest: (req, context: { token?: string }) => {
-              context.token = chains.shift() ?? spares.pop();
-              return { ...req, body: JSON.stringify({ refreshToken: context.token }) };
-            },
-            onResponse: (status, body, context: { token?: string }) => {
-              const next = status === 200 ? (JSON.parse(body) as Session).refreshToken : status === 401 ? spares.pop() : context.token;
-              if (status === 401) chainsBroken++;
-              if (next !== undefined) chains.push(next);
-            },
-          },
-        ],
-      }),
-    ];
-    const loadsDone = Promise.all(loads);
-    let stopping = false;
-
-    await sleep(1500);
-    // Logouts answered 204 under load, just before the kill: the hardest case for replication.
-    for (const s of toLogOutUnderLoad) await logout(s);
-
-    // Wrong passwords for one account from three concurrent clients, until the load ends.
-    let highestCount = 0;
-    const hammer = async () => {
-      while (!stopping) {
-        const sentAt = performance.now();
-        const res = await post('/api/v1/auth/login', { email: target, password: 'a wrong password' }).catch(() => undefined);
-        const answer: Answer = { kind: 'login', sentAt, at: performance.now(), status: res?.status ?? 0 };
-        if (res?.status === 401) {
-          const remaining = /"login-account"; r=(\d+)/.exec(res.headers.get('ratelimit') ?? '');
-          expect(remaining, 'the account limiter reports what remains').not.toBeNull();
-          answer.count = LOGIN_LIMIT - Number(remaining![1]);
-          highestCount = Math.max(highestCount, answer.count);
-        }
-        if (res && res.status !== 401 && res.status !== 429) answer.reason = reasonOf(await res.text());
-        else await res?.arrayBuffer();
-        answers.push(answer);
-        if (res === undefined || res.status !== 401) await sleep(50);
-      }
-    };
-    const hammers = [hammer(), hammer(), hammer()];
-    await until('the account counter to reach KILL_AT', 10_000, async () => (highestCount >= KILL_AT ? true : undefined));
-
-    let heldAtCount: number | undefined;
-    if (scenario.holdReplication) {
-      heldAtCount = highestCount;
-      group!.holdReplication();
-      await until('hits the master alone acknowledges', 10_000, async () => (highestCount >= heldAtCount! + HELD_HITS ? true : undefined));
-    }
+    const target = newAccount('target');
     const oldMaster = `127.0.0.1:${group!.masterPort}`;
-    const killedAt = performance.now(); // the signal goes at once; the wait is for the exit
-    await group!.killMaster(); // SIGKILL
-
-    let promotedAt: number | undefined;
-    const watchPromotion = (async () => {
-      while (promotedAt === undefined && !stopping) {
-        if ((await group!.masterAddress().catch(() => oldMaster)) !== oldMaster) promotedAt = performance.now();
-        else await sleep(50);
-      }
-    })();
-    // Every revoked token, access and refresh, again and again until the load ends: never accepted.
-    const revocationChecks: { at: number; status: number; what: string }[] = [];
-    const checkRevocations = (async () => {
-      while (!stopping) {
-        const round = revoked.flatMap((s) => [
-          me(s.accessToken).then((r) => ({ at: performance.now(), status: r.status, what: 'access token' })),
-          post('/api/v1/auth/refresh', { refreshToken: s.refreshToken }).then((r) => ({ at: performance.now(), status: r.status, what: 'refresh token' })),
-        ]);
-        revocationChecks.push(...(await Promise.all(round)));
-        await sleep(1000);
-      }
-    })();
-
-    await loadsDone;
-    stopping = true;
-    await Promise.all([...hammers, watchPromotion, checkRevocations]);
-    const endedAt = performance.now();
-
-    // ----- figures -----
-    const since = (t: number | undefined) => (t === undefined ? undefined : round(t - killedAt));
-    // A wrong password is served when it is evaluated (401) or limited (429). A refresh answered
-    // 401 is a chain the failover broke (counted apart): neither a success nor a failure.
-    const ok = (a: Answer) => (a.kind === 'login' ? a.status === 401 || a.status === 429 : a.status === 200);
-    const failed = (a: Answer) => !ok(a) && !(a.kind === 'refresh' && a.status === 401);
-    const summarise = (kind: Kind) => {
-      const mine = answers.filter((a) => a.kind === kind);
-      const failures = mine.filter(failed);
-      const lastFailure = failures.at(-1);
-      const servedAgain = lastFailure && mine.find((a) => a.at > lastFailure.at && ok(a));
-      const statuses: Record<string, number> = {};
-      for (const a of mine) statuses[a.status] = (statuses[a.status] ?? 0) + 1;
-      const reasons: Record<string, number> = {};
-      for (const a of failures) reasons[a.reason ?? `status ${a.status}`] = (reasons[a.reason ?? `status ${a.status}`] ?? 0) + 1;
-      const figures = {
-        requests: mine.length,
-        statuses,
-        reasons,
-        failuresBeforeKill: failures.filter((a) => a.at < killedAt).length,
-        firstFailureAfterKillMs: since(failures[0]?.at),
-        lastFailureAfterKillMs: since(lastFailure?.at),
-        servedAgainAfterKillMs: since(servedAgain?.at),
-        successesAfterRecovery: servedAgain ? mine.filter((a) => a.at >= servedAgain.at && ok(a)).length : 0,
-      };
-      return { figures, failures, servedAgainAt: servedAgain?.at };
-    };
-    const byKind = { read: summarise('read'), me: summarise('me'), refresh: summarise('refresh'), login: summarise('login') };
-    const security = answers.filter((a) => a.kind !== 'read' && a.at >= killedAt);
-    const refusals = security.filter((a) => a.status === 503).map((a) => a.at - a.sentAt);
-    refusals.sort((a, b) => a - b);
-    const slowestSecurity = Math.max(
-      0,
-      ...security.filter((a) => promotedAt === undefined || a.sentAt < promotedAt + RECOVERY_BOUND_MS).map((a) => a.at - a.sentAt),
-    );
-
-    // The login limit. Attempts sent before the kill hit the old master (a hit is the first thing
-    // an attempt does; a later one would have found no master and been refused); attempts sent
-    // after it hit the new one. What the promoted replica had is one less than the first count a
-    // post-failover attempt saw; what the old master had acknowledged is the highest count an
-    // attempt before the kill saw; the difference is what the failover lost.
-    const logins = answers.filter((a) => a.kind === 'login');
-    const evaluated = logins.filter((a) => a.status === 401);
-    const before = evaluated.filter((a) => a.sentAt < killedAt);
-    const after = evaluated.filter((a) => a.sentAt >= killedAt);
-    const acknowledgedBeforeKill = Math.max(0, ...before.map((a) => a.count!));
-    const keptByReplica = after.length > 0 ? Math.min(...after.map((a) => a.count!)) - 1 : undefined;
-    // Cross-check in Redis itself: the counter now, less the hits made on the new master (a 429
-    // takes its hit back, as any answer but 401 does for this limiter).
-    const newMaster = await group!.masterAddress();
-    const direct = new Redis(Number(newMaster.split(':')[1]), '127.0.0.1', { maxRetriesPerRequest: 0 });
-    const [counterKey] = await direct.keys(`*login-account*${emailKey(target)}*`);
-    const counterNow = Number(await direct.get(counterKey ?? 'missing'));
-    direct.disconnect();
-    const hitsOnNewMaster = after.length;
-    const keptByReplicaInRedis = counterNow - hitsOnNewMaster;
-    const lostWrites = Math.max(0, acknowledgedBeforeKill - (keptByReplica ?? keptByReplicaInRedis));
-
-    const figures = {
-      promotedAfterKillMs: since(promotedAt),
-      loadSeconds: round((endedAt - t0) / 1000),
-      kinds: Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, v.figures])),
-      refusals503: refusals.length,
-      refusalMs: {
-        p50: round(quantile(refusals, 0.5)),
-        p90: round(quantile(refusals, 0.9)),
-        p99: round(quantile(refusals, 0.99)),
-        max: round(refusals.at(-1) ?? 0),
+    await failoverUnderLoad(
+      { app: app!, port, loginLimit: LOGIN_LIMIT, killAt: KILL_AT, loadSeconds: LOAD_SECONDS },
+      {
+        label: 'sentinel failover under load',
+        target,
+        holdReplication: scenario.holdReplication ? { hits: HELD_HITS, hold: () => group!.holdReplication() } : undefined,
+        kill: () => group!.killMaster(), // SIGKILL
+        promoted: async () => (await group!.masterAddress()) !== oldMaster,
+        loginCounter: async () => {
+          const newMaster = await group!.masterAddress();
+          const direct = new Redis(Number(newMaster.split(':')[1]), '127.0.0.1', { maxRetriesPerRequest: 0 });
+          try {
+            const [counterKey] = await direct.keys(`*login-account*${emailKey(target)}*`);
+            return Number(await direct.get(counterKey ?? 'missing'));
+          } finally {
+            direct.disconnect();
+          }
+        },
       },
-      slowestSecurityAnswerMs: round(slowestSecurity),
-      refreshChainsBroken: chainsBroken,
-      revocationChecks: revocationChecks.length,
-      // The checks go over connections of their own, to either worker: one may refuse a moment
-      // after the other recovered (a second reconnect on the sentinels' announcement).
-      lastRefusedRevocationCheckAfterKillMs: since(revocationChecks.filter((c) => c.status === 503).at(-1)?.at),
-      login: {
-        limit: LOGIN_LIMIT,
-        evaluated: evaluated.length,
-        evaluatedBeforeKill: before.length,
-        evaluatedAfterKill: after.length,
-        acknowledgedBeforeKill,
-        heldAtCount,
-        keptByReplica,
-        counterNow,
-        hitsOnNewMaster,
-        keptByReplicaInRedis,
-        lostWrites,
-        overLimit: Math.max(0, evaluated.length - LOGIN_LIMIT),
-      },
-    };
-    console.log('sentinel failover under load', JSON.stringify(figures));
-    // What happened when, for a failure's diagnosis: per kind, one mark per 250 ms from 2 s before
-    // the kill ('.' all served, 'x' none, '~' some; ' ' no answer), K at the kill, P at the promotion;
-    // and what the workers logged about Redis.
-    const marks = (kind: Kind) => {
-      let line = '';
-      for (let t = killedAt - 2000; t < endedAt; t += 250) {
-        const inBucket = answers.filter((a) => a.kind === kind && a.at >= t && a.at < t + 250);
-        const bad = inBucket.filter(failed).length;
-        line +=
-          t <= killedAt && killedAt < t + 250
-            ? 'K'
-            : promotedAt !== undefined && t <= promotedAt && promotedAt < t + 250
-              ? 'P'
-              : inBucket.length === 0
-                ? ' '
-                : bad === 0
-                  ? '.'
-                  : bad === inBucket.length
-                    ? 'x'
-                    : '~';
-      }
-      return `${kind.padEnd(8)}|${line}|`;
-    };
-    console.log(['timeline', ...(['read', 'me', 'refresh', 'login'] as const).map(marks)].join('\n'));
-    console.log(
-      app!
-        .logs(5000)
-        .split('\n')
-        .filter((l) => /redis|sentinel|refused/i.test(l))
-        .join('\n'),
     );
-
-    // ----- the policy -----
-    expect(promotedAt, 'the sentinels promoted a replica').toBeDefined();
-    // Security state fails closed, fast: nothing but success or 503, each refusal within the bound.
-    expect(refusals.length, 'the failover was seen as an outage').toBeGreaterThan(0);
-    expect(refusals.at(-1)!).toBeLessThan(REFUSAL_BOUND_MS);
-    for (const kind of ['me', 'refresh', 'login'] as const) {
-      expect(
-        byKind[kind].failures.filter((a) => a.status !== 503),
-        `${kind}: only 503 while no master`,
-      ).toEqual([]);
-    }
-    // Public reads are served throughout.
-    // (Admission control may shed a few when the shared machine is overloaded: not the failover.)
-    expect(
-      byKind.read.failures.filter((a) => a.reason !== OVERLOADED),
-      'public reads during the failover',
-    ).toEqual([]);
-    expect(byKind.read.failures.length).toBeLessThan(byKind.read.figures.requests / 100);
-    expect(byKind.read.figures.requests).toBeGreaterThan(LOAD_SECONDS * 50);
-    // Everything works again within the bound after the promotion, and keeps working to the end.
-    for (const kind of ['me', 'refresh', 'login'] as const) {
-      const servedAgainAt = byKind[kind].servedAgainAt;
-      expect(servedAgainAt, `${kind} served again`).toBeDefined();
-      expect(servedAgainAt! - promotedAt!, `${kind} served again within the bound`).toBeLessThan(RECOVERY_BOUND_MS);
-      expect(byKind[kind].figures.successesAfterRecovery, `${kind} after recovery`).toBeGreaterThan(5);
-    }
-    expect(endedAt - promotedAt!, 'the load outlasted the recovery bound').toBeGreaterThan(RECOVERY_BOUND_MS);
-    // The same two workers: no restart was needed, and fresh connections reach both.
-    expect(app!.instances().map((i) => i.pid)).toEqual(pidsBefore);
-    for (let i = 0; i < 8; i++)
-      expect((await fresh(port, 'GET', '/api/v1/users/me', undefined, { authorization: `Bearer ${live.accessToken}` })).status).toBe(200);
-
-    // No token logged out before the kill is ever accepted after it.
-    expect(revocationChecks.filter((c) => c.status !== 401 && c.status !== 503)).toEqual([]);
-    const refusedChecks = revocationChecks.filter((c) => c.status === 503);
-    if (refusedChecks.length > 0) expect(refusedChecks.at(-1)!.at - promotedAt!, 'revocation checks served again').toBeLessThan(RECOVERY_BOUND_MS);
-    const stillRefused = revocationChecks.filter((c) => c.at > byKind.me.servedAgainAt! && c.status === 401);
-    expect(stillRefused.length, 'each revoked token refused again and again').toBeGreaterThanOrEqual(revoked.length * 2 * 3);
-
-    // The login limit holds across the failover, up to the hits lost with the old master.
-    expect(before.length, 'attempts before the kill').toBeGreaterThanOrEqual(KILL_AT);
-    expect(keptByReplica, 'attempts evaluated after the failover').toBeDefined();
-    // Hits the app could not confirm (refused while the new master was being found) may still
-    // have landed: the counter in Redis can only be higher than what the limiter reported.
-    expect(keptByReplicaInRedis, 'the counter in Redis agrees with the limiter').toBeGreaterThanOrEqual(keptByReplica!);
-    expect(evaluated.length).toBeLessThanOrEqual(LOGIN_LIMIT + lostWrites);
-    if (heldAtCount !== undefined) {
-      // Every hit acknowledged after the hold is lost, less at most one in flight per hammer
-      // (acknowledged, and passed on, before the test saw its answer).
-      expect(lostWrites, 'the held hits were lost, and measured').toBeGreaterThanOrEqual(Math.max(1, acknowledgedBeforeKill - heldAtCount - 3));
-    }
-    expect(logins.filter((a) => a.sentAt > byKind.login.servedAgainAt! && a.status === 429).length, 'the limit closes again').toBeGreaterThan(0);
   }, 90_000);
 });
