@@ -174,8 +174,12 @@ async function checkClusterMaster(node: Redis, check: string, mustNotEvict: bool
     const policy = /maxmemory_policy:(\S+)/.exec(info)?.[1] ?? 'unknown';
     const aof = /aof_enabled:1/.test(info);
     // The RDB save points are not in INFO; CONFIG may be renamed away, and then they stay unknown.
-    const save = await node.config('GET', 'save').then((reply) => String(reply[1] ?? ''), () => undefined);
-    const persistence = [aof ? 'aof' : '', save ? `rdb (save ${save})` : ''].filter(Boolean).join(' + ') || (save === undefined ? 'no aof, rdb unknown' : 'none');
+    const save = await node.config('GET', 'save').then(
+      (reply) => String(reply[1] ?? ''),
+      () => undefined,
+    );
+    const persistence =
+      [aof ? 'aof' : '', save ? `rdb (save ${save})` : ''].filter(Boolean).join(' + ') || (save === undefined ? 'no aof, rdb unknown' : 'none');
     const problems: string[] = [];
     if (mustNotEvict && policy !== 'noeviction') problems.push(evictionProblem(where, policy));
     if (mustNotEvict && !aof && save === '')

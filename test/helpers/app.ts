@@ -48,7 +48,12 @@ export interface TestContextOptions {
 export async function deleteRedisPrefix(url: string, prefix: string): Promise<void> {
   const parsed = parseRedisUrl(url);
   if (!parsed.ok) return;
-  const client = newRedis(parsed.target, {}, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, sentinelRetryStrategy: () => null }, { slotsRefreshInterval: 0 });
+  const client = newRedis(
+    parsed.target,
+    {},
+    { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null, sentinelRetryStrategy: () => null },
+    { slotsRefreshInterval: 0 },
+  );
   client.on('error', () => undefined); // a test may point at a Redis that is down on purpose
   client.on('node error', () => undefined);
   try {

@@ -176,7 +176,9 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
     }));
     let instance: autocannon.Instance | undefined;
     const done = new Promise<autocannon.Result>((resolve, reject) => {
-      instance = autocannon({ ...loadOptions, requests, url: base, duration: loadSeconds, timeout: 5 }, (err, result) => (err ? reject(err as Error) : resolve(result)));
+      instance = autocannon({ ...loadOptions, requests, url: base, duration: loadSeconds, timeout: 5 }, (err, result) =>
+        err ? reject(err as Error) : resolve(result),
+      );
     });
     instance!.on('response', (_client, status, _bytes, ms) => {
       const at = performance.now();
@@ -429,7 +431,8 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   expect(endedAt - promotedAt!, 'the load outlasted the recovery bound').toBeGreaterThan(RECOVERY_BOUND_MS);
   // The same two workers: no restart was needed, and fresh connections reach both.
   expect(app.instances().map((i) => i.pid)).toEqual(pidsBefore);
-  for (let i = 0; i < 8; i++) expect((await fresh(port, 'GET', '/api/v1/users/me', undefined, { authorization: `Bearer ${live.accessToken}` })).status).toBe(200);
+  for (let i = 0; i < 8; i++)
+    expect((await fresh(port, 'GET', '/api/v1/users/me', undefined, { authorization: `Bearer ${live.accessToken}` })).status).toBe(200);
 
   // No token logged out before the kill is ever accepted after it.
   expect(revocationChecks.filter((c) => c.status !== 401 && c.status !== 503)).toEqual([]);

@@ -205,7 +205,11 @@ export class TestRedisCluster {
    * A node timeout of 1.5 s makes a failover take a few seconds instead of the default 15. With
    * `tls`, every node speaks TLS only, to clients, to its replicas and on the cluster bus.
    */
-  static async start({ nodeTimeoutMs = 1500, timeoutMs = 40_000, tls }: { nodeTimeoutMs?: number; timeoutMs?: number; tls?: TlsFiles } = {}): Promise<TestRedisCluster> {
+  static async start({
+    nodeTimeoutMs = 1500,
+    timeoutMs = 40_000,
+    tls,
+  }: { nodeTimeoutMs?: number; timeoutMs?: number; tls?: TlsFiles } = {}): Promise<TestRedisCluster> {
     const deadline = Date.now() + timeoutMs;
     const nodes: ClusterNode[] = [];
     const cluster = new TestRedisCluster(nodes, tls);
@@ -232,9 +236,13 @@ export class TestRedisCluster {
         nodes.push({ port, process });
       }
       const cliTls = tls ? ['--tls', '--cacert', tls.ca] : [];
-      const create = spawn('redis-cli', [...cliTls, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const create = spawn(
+        'redis-cli',
+        [...cliTls, '--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let output = '';
       create.stdout.on('data', (d: Buffer) => (output += d.toString()));
       create.stderr.on('data', (d: Buffer) => (output += d.toString()));

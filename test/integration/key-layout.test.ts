@@ -49,7 +49,13 @@ describe.skipIf(!REDIS_URL)(`key layout of a new deployment${REDIS_URL ? '' : ` 
     for (const key of tagged) {
       const tag = hashTag(key);
       expect(tag, key).toBeDefined();
-      bySpace.set(tag!, [...(bySpace.get(tag!) ?? []), key.replace(`{${tag}}`, '{}').replace(/[A-Za-z0-9_-]{43}$/, 'HMAC').replace(new RegExp(UUID, 'g'), 'ID')]);
+      bySpace.set(tag!, [
+        ...(bySpace.get(tag!) ?? []),
+        key
+          .replace(`{${tag}}`, '{}')
+          .replace(/[A-Za-z0-9_-]{43}$/, 'HMAC')
+          .replace(new RegExp(UUID, 'g'), 'ID'),
+      ]);
     }
     // Each tag names one thing; the keys under it are exactly that thing's.
     const kinds = [...bySpace].map(([tag, names]) => [tag.replace(new RegExp(UUID, 'g'), 'ID'), [...new Set(names)].sort()]);
@@ -66,7 +72,13 @@ describe.skipIf(!REDIS_URL)(`key layout of a new deployment${REDIS_URL ? '' : ` 
     expect(kinds).toHaveLength(6);
     // Counters are single keys, so they kept the names of earlier releases: an upgrade resets no limit.
     expect((await keys()).filter((key) => key.startsWith('rl:'))).toEqual(
-      expect.arrayContaining(['rl:api:127.0.0.1', 'rl:refresh:127.0.0.1', 'rl:register:127.0.0.1', expect.stringMatching(/^rl:login-account:/), expect.stringMatching(/^rl:login:127\.0\.0\.1\|/)]),
+      expect.arrayContaining([
+        'rl:api:127.0.0.1',
+        'rl:refresh:127.0.0.1',
+        'rl:register:127.0.0.1',
+        expect.stringMatching(/^rl:login-account:/),
+        expect.stringMatching(/^rl:login:127\.0\.0\.1\|/),
+      ]),
     );
     // Nothing of the old layout was there: no transition, no untagged copies; every later process
     // reads that from the marker, which outlives any transition by far.
@@ -117,7 +129,9 @@ describe.skipIf(!REDIS_URL)(`upgrading a deployment from the untagged key layout
     const rotated = await refresh(ctx.app, refreshToken);
     expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
     // An earlier release still running beside this one can use the new refresh token too.
-    const next = createHmac('sha256', ctx.config.jwt.refreshSecret).update(rotated.body.refreshToken as string).digest('base64url');
+    const next = createHmac('sha256', ctx.config.jwt.refreshSecret)
+      .update(rotated.body.refreshToken as string)
+      .digest('base64url');
     expect(JSON.parse((await redis.get(`${p}rt:${next}`))!)).toMatchObject({ state: 'active', sid });
     expect(await redis.exists(`${p}rt:{s:${sid}}:${next}`)).toBe(1);
 

@@ -156,7 +156,14 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const b = sibling();
       const ip = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
       const statuses: number[] = [];
-      for (let i = 0; i < 12; i++) statuses.push((await request(i % 2 ? a : b).get('/api/v1/items').set('X-Forwarded-For', ip)).status);
+      for (let i = 0; i < 12; i++)
+        statuses.push(
+          (
+            await request(i % 2 ? a : b)
+              .get('/api/v1/items')
+              .set('X-Forwarded-For', ip)
+          ).status,
+        );
       expect(statuses.filter((s) => s === 200)).toHaveLength(6);
       expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
     });
@@ -240,11 +247,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         for (const key of keys) await store.set(key, key, 60_000);
         expect(await store.mget(keys)).toEqual(keys);
         const masters = (client as Cluster).nodes('master').map((n) => n.options.port);
-        expect(masters.sort()).toEqual(
-          (await cluster!.topology())
-            .map((m) => relays[cluster!.nodes.findIndex((n) => n.port === m.port)]!.port)
-            .sort(),
-        );
+        expect(masters.sort()).toEqual((await cluster!.topology()).map((m) => relays[cluster!.nodes.findIndex((n) => n.port === m.port)]!.port).sort());
         for (const m of await cluster!.topology()) expect(relays[cluster!.nodes.findIndex((n) => n.port === m.port)]!.connections()).toBeGreaterThan(0);
       } finally {
         await closeRedis(client);
@@ -259,7 +262,11 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const bare = await checkRedisCluster(target, {}, 'security', true);
       expect(bare).toHaveLength(3);
       for (const master of topology) {
-        expect(bare).toContainEqual({ ok: false, check: 'redis (security)', message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${master.port} persists nothing`)) });
+        expect(bare).toContainEqual({
+          ok: false,
+          check: 'redis (security)',
+          message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${master.port} persists nothing`)),
+        });
       }
       // The cache may evict and need not persist.
       expect((await checkRedisCluster(target, {}, 'cache', false)).every((f) => f.ok)).toBe(true);
@@ -274,7 +281,11 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
         await clients[0]!.config('SET', 'maxmemory-policy', 'allkeys-lru');
         const findings = await checkRedisCluster(target, {}, 'security', true);
         expect(findings.filter((f) => !f.ok)).toEqual([
-          { ok: false, check: 'redis (security)', message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${evicting} has maxmemory-policy allkeys-lru`)) },
+          {
+            ok: false,
+            check: 'redis (security)',
+            message: expect.stringMatching(new RegExp(`^master 127\\.0\\.0\\.1:${evicting} has maxmemory-policy allkeys-lru`)),
+          },
         ]);
         for (const master of topology.slice(1)) {
           expect(findings).toContainEqual({

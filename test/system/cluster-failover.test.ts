@@ -108,7 +108,13 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const limited = ctx!.checked(
         createApp({
           ...ctx!.deps,
-          config: loadConfig({ NODE_ENV: 'test', ...SECRETS, RATE_LIMIT_API_MAX: '100000', RATE_LIMIT_LOGIN_ACCOUNT_MAX: '100000', RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX) }),
+          config: loadConfig({
+            NODE_ENV: 'test',
+            ...SECRETS,
+            RATE_LIMIT_API_MAX: '100000',
+            RATE_LIMIT_LOGIN_ACCOUNT_MAX: '100000',
+            RATE_LIMIT_LOGIN_MAX: String(LOGIN_MAX),
+          }),
         }),
       );
       const nobody = `nobody-${Date.now()}@example.com`;
@@ -144,7 +150,9 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const worker = async (target: TestContext['app'], kind: 'security' | 'read') => {
         while (loadOn) {
           const started = performance.now();
-          const res = await (kind === 'security' ? request(target).get('/api/v1/users/me').set('Authorization', `Bearer ${live.accessToken}`) : request(target).get(itemPath));
+          const res = await (kind === 'security'
+            ? request(target).get('/api/v1/users/me').set('Authorization', `Bearer ${live.accessToken}`)
+            : request(target).get(itemPath));
           background.push({ kind, status: res.status, ms: performance.now() - started, at: started - killedAt });
         }
       };
@@ -253,7 +261,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       // The loss was logged once per client, by address, and the promotion needed no restart.
       expect(ctx!.log.text()).toContain(`redis cluster node unavailable`);
       expect(ctx!.log.text()).toContain(`127.0.0.1:${victim}`);
-            // The surviving masters never saw a command across slots.
+      // The surviving masters never saw a command across slots.
       expect(await cluster!.crossSlotErrors()).toBe(0);
       expect(survivor).not.toBe(victim);
     }, 120_000);

@@ -38,10 +38,7 @@ describe('a Cluster client', () => {
   });
 
   it('uses TLS with the configured CA on every node, and the NAT mapping', async () => {
-    const client = clusterClient(
-      { REDIS_URL: 'redis-cluster://app:s3cret@n1:7000?tls=true', REDIS_CLUSTER_NAT_MAP: '10.0.0.5:6379=127.0.0.1:7001' },
-      'PEM CA',
-    );
+    const client = clusterClient({ REDIS_URL: 'redis-cluster://app:s3cret@n1:7000?tls=true', REDIS_CLUSTER_NAT_MAP: '10.0.0.5:6379=127.0.0.1:7001' }, 'PEM CA');
     try {
       expect(client.options.redisOptions).toMatchObject({ tls: { ca: 'PEM CA' } });
       expect(client.options.natMap).toEqual({ '10.0.0.5:6379': { host: '127.0.0.1', port: 7001 } });

@@ -195,7 +195,10 @@ describe('REDIS_URL and CACHE_REDIS_URL in the configuration', () => {
 
 describe('REDIS_CLUSTER_NAT_MAP', () => {
   it('maps announced addresses to reachable ones, IPv6 in brackets', () => {
-    const config = loadConfig({ REDIS_URL: 'redis-cluster://127.0.0.1:7001', REDIS_CLUSTER_NAT_MAP: ' 10.0.0.5:6379=127.0.0.1:7001, [fd00::6]:6379=localhost:7002 ' });
+    const config = loadConfig({
+      REDIS_URL: 'redis-cluster://127.0.0.1:7001',
+      REDIS_CLUSTER_NAT_MAP: ' 10.0.0.5:6379=127.0.0.1:7001, [fd00::6]:6379=localhost:7002 ',
+    });
     expect(config.redisClusterNatMap).toEqual({
       '10.0.0.5:6379': { host: '127.0.0.1', port: 7001 },
       'fd00::6:6379': { host: 'localhost', port: 7002 },
@@ -210,7 +213,9 @@ describe('REDIS_CLUSTER_NAT_MAP', () => {
       'REDIS_CLUSTER_NAT_MAP: mapping 3 of 4: not a host name, an IPv4 address or an IPv6 address in brackets',
       'REDIS_CLUSTER_NAT_MAP: mapping 4 of 4: the announced address is mapped more than once',
     ]);
-    expect(problemsOf({ REDIS_CLUSTER_NAT_MAP: ' , ' })).toEqual(['REDIS_CLUSTER_NAT_MAP: lists no mapping: expected announced-host:port=reachable-host:port[,...]']);
+    expect(problemsOf({ REDIS_CLUSTER_NAT_MAP: ' , ' })).toEqual([
+      'REDIS_CLUSTER_NAT_MAP: lists no mapping: expected announced-host:port=reachable-host:port[,...]',
+    ]);
   });
 
   it('is unused, with a warning, when no URL is a Cluster', () => {

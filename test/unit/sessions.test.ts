@@ -540,7 +540,8 @@ describe('upgrading from the untagged key layout', () => {
 
     const one = await sessions.create('user-1');
     expect(await sessions.revokeSession('user-1', one.sessionId)).toBe(true);
-    for (const key of [`sess:${one.sessionId}`, `slast:${one.sessionId}`, K.session(one.sessionId), K.lastUsed(one.sessionId)]) expect(await kv.get(key), key).toBeNull();
+    for (const key of [`sess:${one.sessionId}`, `slast:${one.sessionId}`, K.session(one.sessionId), K.lastUsed(one.sessionId)])
+      expect(await kv.get(key), key).toBeNull();
     expect(await kv.setMembers('usess:user-1')).not.toContain(one.sessionId);
     expect(await kv.setMembers(K.index('user-1'))).not.toContain(one.sessionId);
 
@@ -594,7 +595,7 @@ describe('upgrading from the untagged key layout', () => {
 });
 
 describe('LayoutTransition', () => {
-  it('starts once for the whole deployment: later processes keep the first one\'s start', async () => {
+  it("starts once for the whole deployment: later processes keep the first one's start", async () => {
     vi.useFakeTimers({ now: T0, toFake: ['Date'] });
     const m = await load();
     const kv = new m.store.MemoryStore('t:');

@@ -251,7 +251,12 @@ async function mastersReplicated(cluster: Cluster, slots: ReadonlySet<number>, w
   const acknowledged = await Promise.all(
     [...masters].map((key) => {
       const node = byKey.get(key);
-      return node ? node.wait(1, waitMs).then((n) => n >= 1, () => false) : Promise.resolve(false);
+      return node
+        ? node.wait(1, waitMs).then(
+            (n) => n >= 1,
+            () => false,
+          )
+        : Promise.resolve(false);
     }),
   );
   return acknowledged.every(Boolean);
