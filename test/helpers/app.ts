@@ -1,6 +1,7 @@
 // A real app over real dependencies for supertest: its own Redis key prefix and its own
 // PostgreSQL database when the services are configured, the embedded defaults otherwise.
 import type { Express } from 'express';
+import request from 'supertest';
 import type { Cluster, Redis } from 'ioredis';
 import { createApp, mountedRoutes, type AppOptions } from '../../src/app';
 import { loadConfig, type Config, type Env } from '../../src/config';
@@ -151,4 +152,18 @@ export function countingDatabase(db: Dependencies['db']): { db: Dependencies['db
     return db.query(...args);
   }) as typeof db.query;
   return { db: { ...db, query }, queries: () => queries };
+}
+
+/** The statuses of `count` reads of the item list from one address, sent to `a` and `b` in turn. */
+export async function alternatingStatuses(a: Express, b: Express, ip: string, count: number): Promise<number[]> {
+  const statuses: number[] = [];
+  for (let i = 0; i < count; i++)
+    statuses.push(
+      (
+        await request(i % 2 ? a : b)
+          .get('/api/v1/items')
+          .set('X-Forwarded-For', ip)
+      ).status,
+    );
+  return statuses;
 }

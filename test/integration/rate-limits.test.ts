@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config';
 import { MemoryStore } from '../../src/lib/store/memory-store';
 import { RedisStore } from '../../src/lib/store/redis-store';
 import type { KeyValueStore } from '../../src/lib/store/types';
-import { createTestContext, type TestContext } from '../helpers/app';
+import { alternatingStatuses, createTestContext, type TestContext } from '../helpers/app';
 import { register, TEST_PASSWORD } from '../helpers/auth';
 
 // Fixed, so that sibling apps accept the tokens ctx.app issues.
@@ -128,15 +128,7 @@ describe('register and the general limit', () => {
     const a = sibling({ RATE_LIMIT_API_MAX: '6' });
     const b = sibling({ RATE_LIMIT_API_MAX: '6' });
     const ip = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
-    const statuses: number[] = [];
-    for (let i = 0; i < 12; i++)
-      statuses.push(
-        (
-          await request(i % 2 ? a : b)
-            .get('/api/v1/items')
-            .set('X-Forwarded-For', ip)
-        ).status,
-      );
+    const statuses = await alternatingStatuses(a, b, ip, 12);
     expect(statuses.filter((s) => s === 200)).toHaveLength(6);
     expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
   });

@@ -13,7 +13,7 @@ import { SESSION_KEYS } from '../../src/lib/key-layout';
 import { createMetrics, type Metrics } from '../../src/lib/metrics';
 import { closeRedis, connectRedis, createRedisClient } from '../../src/lib/redis';
 import { RedisStore } from '../../src/lib/store/redis-store';
-import { createTestContext, type TestContext } from '../helpers/app';
+import { alternatingStatuses, createTestContext, type TestContext } from '../helpers/app';
 import { login, me, refresh, register } from '../helpers/auth';
 import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
@@ -155,15 +155,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       const a = sibling();
       const b = sibling();
       const ip = `192.0.2.${Math.floor(Math.random() * 250) + 1}`;
-      const statuses: number[] = [];
-      for (let i = 0; i < 12; i++)
-        statuses.push(
-          (
-            await request(i % 2 ? a : b)
-              .get('/api/v1/items')
-              .set('X-Forwarded-For', ip)
-          ).status,
-        );
+      const statuses = await alternatingStatuses(a, b, ip, 12);
       expect(statuses.filter((s) => s === 200)).toHaveLength(6);
       expect(statuses.slice(6).every((s) => s === 429)).toBe(true);
     });
