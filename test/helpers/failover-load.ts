@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import autocannon from 'autocannon';
 import { expect } from 'vitest';
 import { clusterEnv, fresh, Pm2App, workersReady } from './pm2';
-import { until } from './sentinel-group';
+import { until } from './until';
 
 // Policy, with generous ceilings for a shared 2-core machine: each refusal within 1.5 s, every
 // kind of request served again within 10 s of the promotion.

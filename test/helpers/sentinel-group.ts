@@ -3,23 +3,12 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { until } from './until';
 import Redis from 'ioredis';
 import { freePort, RedisProcess } from './redis-server';
 import { TcpProxy } from './tcp-proxy';
 
 export const MASTER_NAME = 'rampart';
-
-/** Polls check (errors count as "not yet") every 100 ms until it returns a value. */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 export interface SentinelGroupOptions {
   /**

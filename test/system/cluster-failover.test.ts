@@ -15,6 +15,7 @@ import { createTestContext, type TestContext } from '../helpers/app';
 import { login, register, type Account } from '../helpers/auth';
 import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
+import { until } from '../helpers/until';
 
 // Policy for a noisy 2-core machine: each refused request must come within 1.5 s (the command
 // bound is 250 ms); recovery within 10 s of the promotion.
@@ -24,16 +25,6 @@ const SECRETS = { JWT_ACCESS_SECRET: 'cluster-failover-access-secret-0123456789a
 const LOGIN_MAX = 5;
 const LOGIN_BEFORE_KILL = 3;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => undefined);
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
 
 /** The session id an access token names (its payload, not verified: the test issued it). */
 function sessionIdOf(accessToken: string): string {

@@ -15,7 +15,8 @@ import { login, register, type Account } from '../helpers/auth';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { captureLogger } from '../helpers/log-capture';
 import { HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON } from '../helpers/redis-server';
-import { MASTER_NAME, SentinelGroup, until } from '../helpers/sentinel-group';
+import { MASTER_NAME, SentinelGroup } from '../helpers/sentinel-group';
+import { until } from '../helpers/until';
 import { DATABASE_URL, NO_DATABASE_REASON, uniqueSuffix } from '../helpers/services';
 
 // Policy for a noisy 2-core machine: each refused request must come within 1.5 s (the command
