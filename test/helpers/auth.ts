@@ -25,6 +25,18 @@ export async function login(app: Express, email: string, password = TEST_PASSWOR
   return { email, password, userId: res.body.user.id, accessToken: res.body.accessToken, refreshToken: res.body.refreshToken };
 }
 
+/** `count` sessions of the account, each logged out (204) at once: tokens revoked before a test's fault. */
+export async function loggedOutSessions(app: Express, email: string, count: number): Promise<Account[]> {
+  const sessions: Account[] = [];
+  for (let i = 0; i < count; i++) {
+    const session = await login(app, email);
+    const res = await request(app).post('/api/v1/auth/logout').set('Authorization', `Bearer ${session.accessToken}`);
+    expect(res.status, JSON.stringify(res.body)).toBe(204);
+    sessions.push(session);
+  }
+  return sessions;
+}
+
 export function me(app: Express, accessToken: string) {
   return request(app).get('/api/v1/users/me').set('Authorization', `Bearer ${accessToken}`);
 }

@@ -12,7 +12,7 @@ import { createApp } from '../../src/app';
 import { loadConfig } from '../../src/config';
 import { createMetrics } from '../../src/lib/metrics';
 import { createTestContext, type TestContext } from '../helpers/app';
-import { login, register, type Account } from '../helpers/auth';
+import { loggedOutSessions, login, register } from '../helpers/auth';
 import { HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
 import { until } from '../helpers/until';
@@ -69,12 +69,7 @@ describe.skipIf(!HAS_REDIS_CLUSTER_TOOLS || !DATABASE_URL)(
       expect(item.status).toBe(201);
       const account = await register(app);
       // Tokens revoked with a 204 before the kill: none may work after it.
-      const revoked: Account[] = [];
-      for (let i = 0; i < 10; i++) {
-        const session = await login(app, account.email);
-        expect((await logout(session.accessToken)).status).toBe(204);
-        revoked.push(session);
-      }
+      const revoked = await loggedOutSessions(app, account.email, 10);
       expect((await me(revoked[0]!.accessToken)).status).toBe(401);
       const live = await login(app, account.email);
       expect((await me(live.accessToken)).status).toBe(200);

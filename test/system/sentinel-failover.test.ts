@@ -11,7 +11,7 @@ import { loadConfig } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
 import { createMetrics } from '../../src/lib/metrics';
-import { login, register, type Account } from '../helpers/auth';
+import { loggedOutSessions, login, register } from '../helpers/auth';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { captureLogger } from '../helpers/log-capture';
 import { HAS_REDIS_SERVER, NO_REDIS_SERVER_REASON } from '../helpers/redis-server';
@@ -73,12 +73,7 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       const account = await register(app);
       expect((await me(account.accessToken)).status).toBe(200);
       // Tokens revoked with a 204 before the kill: none may work after it.
-      const revoked: Account[] = [];
-      for (let i = 0; i < 10; i++) {
-        const session = await login(app, account.email);
-        expect((await logout(session.accessToken)).status).toBe(204);
-        revoked.push(session);
-      }
+      const revoked = await loggedOutSessions(app, account.email, 10);
       expect((await me(revoked[0]!.accessToken)).status).toBe(401);
       const live = await login(app, account.email);
 
