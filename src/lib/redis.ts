@@ -63,8 +63,24 @@ export function createRedisClient({ target, tlsCa, natMap, role, commandTimeoutM
     logger.warn('redis connection closed; reconnecting', { role, url: where });
     healthy = false;
   });
-  if (client.isCluster) logClusterNodes(client as Cluster, role, logger);
+  if (client.isCluster) {
+    logClusterNodes(client as Cluster, role, logger);
+    connectMastersAtOnce(client as Cluster);
+  }
   return client;
+}
+
+/**
+ * ioredis opens a Cluster node's connection on its first command, and with the offline queue off
+ * it refuses every other command sent to that node until the connection is ready: the first
+ * burst of requests to a master (after start-up, after a failover, or the first revocation on
+ * the durable client) would fail but for one. So each master's connection opens as soon as the
+ * slot map names it (a promoted replica's opens with the READWRITE ioredis sends it).
+ */
+function connectMastersAtOnce(cluster: Cluster): void {
+  cluster.on('+node', (redis: Redis) => {
+    if (!redis.options.readOnly && redis.status === 'wait') redis.connect().catch(() => undefined); // errors reach 'node error'
+  });
 }
 
 /**
@@ -116,10 +132,18 @@ function clusterOptions(
   // Options that belong to the Cluster rather than to its node connections.
   const { lazyConnect, enableOfflineQueue, enableAutoPipelining, retryStrategy, reconnectOnError, ...node } = options;
   void reconnectOnError; // a node answering READONLY is a stale slot map, which MOVED and the refresh fix
+  // No pipelines on a Cluster, automatic or explicit: ioredis 6 routes each command of a pipeline
+  // on its own but writes them all in one go once every one has been written, so a command
+  // refused on the way (its node connecting, with the offline queue off) leaves the others
+  // waiting for replies on a node they were never sent to. Every later reply on that connection
+  // then goes to the command before it: values of other keys, for as long as the connection
+  // lives. Seen in a failover (refreshes timing out and a session read returning another key's
+  // value for 16 s on one worker), reproduced in test/integration/redis-cluster.test.ts.
+  void enableAutoPipelining;
   return {
     ...(lazyConnect === undefined ? {} : { lazyConnect }),
     ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
-    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    enableAutoPipelining: false,
     ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
     scaleReads: 'master',
     retryDelayOnFailover: 0,
@@ -167,9 +191,16 @@ function sentinelOptions(target: Extract<RedisTarget, { kind: 'sentinel' }>, tls
  * (the client keeps reconnecting in the background, and readiness reports it).
  */
 export async function connectRedis(client: RedisClient, timeoutMs: number): Promise<boolean> {
-  if (client.status === 'ready') return true;
-  const connected = client.status === 'wait' ? client.connect().then(() => true) : waitForReady(client);
+  const ready =
+    client.status === 'ready' ? Promise.resolve(true as const) : client.status === 'wait' ? client.connect().then(() => true as const) : waitForReady(client);
+  // A Cluster is ready once it has the slot map; its masters' connections open right after.
+  const connected = client.isCluster ? ready.then(() => mastersReady(client as Cluster)) : ready;
   return withTimeout(connected, timeoutMs, 'redis connect').catch(() => false);
+}
+
+async function mastersReady(cluster: Cluster): Promise<true> {
+  await Promise.all(cluster.nodes('master').map((node) => (node.status === 'ready' ? Promise.resolve(true) : waitForReady(node))));
+  return true;
 }
 
 function waitForReady(client: RedisClient): Promise<true> {

@@ -81,6 +81,8 @@ interface FailoverTopology {
   loginCounter(): Promise<number>;
   /** Figures of the topology's own, printed with the others (which master died, what it held). */
   figures?(): Promise<Record<string, unknown>>;
+  /** What the topology's own processes logged about the failover, timed from `killedAtWallMs` (Date.now()). */
+  events?(killedAtWallMs: number): string[];
 }
 
 interface LoadOptions {
@@ -255,6 +257,7 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
     await until('hits the master alone acknowledges', 10_000, async () => (highestCount >= heldAtCount! + hits ? true : undefined));
   }
   const killedAt = performance.now(); // the signal goes at once; the wait is for the exit
+  const killedAtWall = Date.now();
   await topology.kill();
 
   let promotedAt: number | undefined;
@@ -366,6 +369,8 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
       hitsOnNewMaster,
       keptByReplicaInRedis,
       lostWrites,
+      // In order of answer: a drop in the sequence is a counter that went down (or another master).
+      countsAfterKill: after.map((a) => a.count),
       overLimit: Math.max(0, evaluated.length - loginLimit),
     },
   };
@@ -394,6 +399,7 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
     return `${kind.padEnd(8)}|${line}|`;
   };
   console.log(['timeline', ...(['read', 'me', 'refresh', 'login'] as const).map(marks)].join('\n'));
+  if (topology.events) console.log(['events, ms after the kill', ...topology.events(killedAtWall)].join('\n'));
   console.log(
     app
       .logs(5000)

@@ -9,6 +9,9 @@ import { freePort, RedisProcess } from './redis-server';
 import { TcpProxy } from './tcp-proxy';
 
 export const MASTER_NAME = 'rampart';
+/** The sentinel log events that tell the story of a failover (see events()). */
+const SENTINEL_EVENT =
+  /^[+-](sdown|odown|new-epoch|try-failover|vote-for-leader|elected-leader|selected-slave|promoted-slave|switch-master|failover-end|failover-abort|tilt|convert-to-slave|fix-slave-config|slave-reconf-sent|slave-reconf-done|reboot)\b/;
 
 export interface SentinelGroupOptions {
   /**
@@ -119,6 +122,26 @@ export class SentinelGroup {
   async killMaster(): Promise<void> {
     await this.master.stop();
     await this.replication?.stop();
+  }
+
+  /**
+   * What the sentinels logged about the group's state (+sdown, +odown, elections, promotions,
+   * +switch-master, TILT, replicas repointed), each line with its time in ms relative to `origin`
+   * (a Date.now()): how many failovers there were, and when.
+   */
+  events(origin: number): string[] {
+    const lines: { at: number; text: string }[] = [];
+    // The sentinels are the last processes started, in the order of their ports.
+    this.processes.slice(-this.sentinelPorts.length).forEach((p, index) => {
+      for (const line of p.output.split('\n')) {
+        // "4242:X 04 Dec 2026 18:30:00.123 # +switch-master rampart 127.0.0.1 4001 127.0.0.1 4002"
+        const m = /^\d+:X (\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d{3}) . ([+-][\w-]+.*)$/.exec(line);
+        if (!m || !SENTINEL_EVENT.test(m[2]!)) continue;
+        const at = Date.parse(m[1]!); // local time, as redis-server writes it
+        lines.push({ at, text: `${String(Math.round(at - origin)).padStart(7)} ms  sentinel :${this.sentinelPorts[index]!} ${m[2]!}` });
+      }
+    });
+    return lines.sort((a, b) => a.at - b.at).map((l) => l.text);
   }
 
   async stop(): Promise<void> {

@@ -64,6 +64,7 @@ describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Sentinel failover under load, PM2 clu
         holdReplication: scenario.holdReplication ? { hits: HELD_HITS, hold: () => group!.holdReplication() } : undefined,
         kill: () => group!.killMaster(), // SIGKILL
         promoted: async () => (await group!.masterAddress()) !== oldMaster,
+        events: (killedAt) => group!.events(killedAt),
         loginCounter: async () => {
           const newMaster = await group!.masterAddress();
           const direct = new Redis(Number(newMaster.split(':')[1]), '127.0.0.1', { maxRetriesPerRequest: 0 });

@@ -23,6 +23,14 @@ local count = tonumber(redis.call('GET', KEYS[1]) or '0')
 if count > 0 then redis.call('DECR', KEYS[1]) end
 return 0`;
 
+// SADD the members and set the expiry in one atomic step: the set never exists without its expiry.
+// A script rather than MULTI, which ioredis sends as a pipeline (see createRedisClient's Cluster
+// options for why the request path sends none).
+const ADD_TO_SET_SCRIPT = `
+for i = 2, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0`;
+
 // INCR and always reset the expiry (a generation counter must outlive what it revokes).
 const BUMP_SCRIPT = `
 local n = redis.call('INCR', KEYS[1])
@@ -30,6 +38,7 @@ redis.call('PEXPIRE', KEYS[1], ARGV[1])
 return n`;
 
 interface Scripts {
+  rampartAddToSet(key: string, ttlMs: number, ...members: string[]): Promise<number>;
   rampartBump(key: string, ttlMs: number): Promise<number>;
   rampartHit(key: string, windowMs: number): Promise<[number, number]>;
   rampartUnhit(key: string): Promise<number>;
@@ -68,6 +77,7 @@ export class RedisStore implements KeyValueStore {
       client.defineCommand('rampartHit', { numberOfKeys: 1, lua: HIT_SCRIPT });
       client.defineCommand('rampartUnhit', { numberOfKeys: 1, lua: UNHIT_SCRIPT });
       client.defineCommand('rampartBump', { numberOfKeys: 1, lua: BUMP_SCRIPT });
+      client.defineCommand('rampartAddToSet', { numberOfKeys: 1, lua: ADD_TO_SET_SCRIPT });
     }
     this.redis = client as ScriptedRedis;
     this.cluster = client.isCluster;
@@ -139,14 +149,7 @@ export class RedisStore implements KeyValueStore {
 
   async addToSet(key: string, members: readonly string[], ttlMs: number): Promise<void> {
     if (members.length === 0) return;
-    // MULTI: the set never exists without its expiry, even if the connection drops in between.
-    const results = await this.redis
-      .multi()
-      .sadd(this.prefix + key, ...members)
-      .pexpire(this.prefix + key, Math.max(1, Math.ceil(ttlMs)))
-      .exec();
-    const failed = results?.find(([err]) => err !== null);
-    if (!results || failed) throw failed?.[0] ?? new Error('transaction discarded');
+    await this.redis.rampartAddToSet(this.prefix + key, Math.max(1, Math.ceil(ttlMs)), ...members);
   }
 
   setMembers(key: string): Promise<string[]> {
