@@ -5,6 +5,7 @@
 import Redis, { Cluster, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { describeRedisTarget, type RedisNatMap, type RedisTarget } from '../config/redis-url';
 import type { Logger } from './logger';
+import { watchSentinelMaster } from './sentinel-watch';
 import { withTimeout } from './timeout';
 
 /** One server or a Sentinel group (a Redis), or a Cluster: the request path takes either. */
@@ -66,6 +67,26 @@ export function createRedisClient({ target, tlsCa, natMap, role, commandTimeoutM
   if (client.isCluster) {
     logClusterNodes(client as Cluster, role, logger);
     connectMastersAtOnce(client as Cluster);
+  }
+  if (target.kind === 'sentinel') {
+    watchSentinelMaster(client as Redis, {
+      name: target.name,
+      sentinels: target.sentinels,
+      sentinelOptions: {
+        ...(target.sentinelUsername === undefined ? {} : { username: target.sentinelUsername }),
+        ...(target.sentinelPassword === undefined ? {} : { password: target.sentinelPassword }),
+        ...(target.tls ? { tls: tlsCa === undefined ? {} : { ca: tlsCa } } : {}),
+        enableReadyCheck: false,
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: commandTimeoutMs,
+        connectTimeout: common.connectTimeout,
+        retryStrategy,
+      },
+      role,
+      where,
+      logger,
+    });
   }
   return client;
 }

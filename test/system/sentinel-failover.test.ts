@@ -3,6 +3,7 @@
 // (SIGKILL) mid-run: security-state requests fail closed (503) fast during the failover, public
 // reads keep being served, everything works again after the promotion without a restart, and no
 // token revoked (204) before the kill is accepted after it.
+import Redis from 'ioredis';
 import request from 'supertest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app';
@@ -11,6 +12,7 @@ import { loadConfig } from '../../src/config';
 import { createDependencies, type Dependencies } from '../../src/deps';
 import { migrate } from '../../src/lib/db/migrate';
 import { createMetrics } from '../../src/lib/metrics';
+import type { RedisStore } from '../../src/lib/store/redis-store';
 import { loggedOutSessions, login, register } from '../helpers/auth';
 import { createTestDatabase, type TestDatabase } from '../helpers/database';
 import { captureLogger } from '../helpers/log-capture';
@@ -138,5 +140,45 @@ describe.skipIf(!HAS_REDIS_SERVER || !DATABASE_URL)(
       expect((await logout(after.accessToken)).status).toBe(204);
       expect((await me(after.accessToken)).status).toBe(401);
     }, 120_000);
+
+    it('moves to the master the sentinels name when the one it is on still takes writes but is no longer theirs', async () => {
+      // What a second, spurious failover leaves when a client re-resolved through a sentinel that
+      // had not switched yet: a live old master, still taking writes, that the sentinels no
+      // longer name. Made here without a failover (so no +switch-master is announced): a
+      // replica is made a master by hand and the sentinels are told to monitor it instead.
+      const store = deps!.store as RedisStore;
+      const [host, port] = (await group!.masterAddress()).split(':');
+      const replicas = ((await group!.sentinel.call('SENTINEL', 'REPLICAS', MASTER_NAME)) as string[][]).map((fields) => {
+        const get = (name: string) => fields[fields.indexOf(name) + 1]!;
+        return { port: Number(get('port')), flags: get('flags') };
+      });
+      const next = replicas.find((r) => !r.flags.includes('down'))!;
+      expect(next, 'a live replica').toBeDefined();
+      const direct = (p: number) => new Redis(p, '127.0.0.1', { maxRetriesPerRequest: 0 });
+      const oldMaster = direct(Number(port));
+      const newMaster = direct(next.port);
+      const sentinels = group!.sentinelPorts.map(direct);
+      try {
+        await store.set('watch:before', '1', 60_000);
+        expect(await oldMaster.get(`${store.prefix}watch:before`), `the app writes to ${host}:${port}`).toBe('1');
+        await newMaster.call('REPLICAOF', 'NO', 'ONE');
+        for (const sentinel of sentinels) {
+          await sentinel.call('SENTINEL', 'REMOVE', MASTER_NAME);
+          await sentinel.call('SENTINEL', 'MONITOR', MASTER_NAME, '127.0.0.1', String(next.port), '2');
+        }
+        expect(await group!.masterAddress()).toBe(`127.0.0.1:${next.port}`);
+        // The old master keeps taking writes; the app's land on the new one within a few checks.
+        let n = 0;
+        await until('the app writing to the master the sentinels name', 15_000, async () => {
+          const key = `watch:${n++}`;
+          await store.set(key, '1', 60_000).catch(() => undefined);
+          return (await newMaster.get(`${store.prefix}${key}`)) === '1' ? true : undefined;
+        });
+        expect(log.text()).toMatch(/redis connected to a master the sentinels no longer name; reconnecting/);
+        expect((await me((await login(app, (await register(app)).email)).accessToken)).status).toBe(200);
+      } finally {
+        for (const c of [oldMaster, newMaster, ...sentinels]) c.disconnect();
+      }
+    }, 60_000);
   },
 );
