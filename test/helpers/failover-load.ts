@@ -83,6 +83,12 @@ interface FailoverTopology {
   figures?(): Promise<Record<string, unknown>>;
   /** What the topology's own processes logged about the failover, timed from `killedAtWallMs` (Date.now()). */
   events?(killedAtWallMs: number): string[];
+  /**
+   * Every promotion the topology made, in order, with when it was first announced (Date.now()):
+   * more than one when it failed over again on its own (a sentinel that lost sight of the new
+   * master on a starved machine). Without it, the one promotion `promoted` saw.
+   */
+  promotions?(): { to: string; atWallMs: number }[];
 }
 
 interface LoadOptions {
@@ -284,6 +290,12 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   stopping = true;
   await Promise.all([...hammers, watchPromotion, checkRevocations]);
   const endedAt = performance.now();
+  // Promotions after the first: the topology failed over again by itself. The policy holds from
+  // the last one; the first failover's losses are measured on the attempts sent before the
+  // second promotion, which all went to the first promoted master or were refused.
+  const laterPromotions = (topology.promotions?.() ?? []).slice(1).map((p) => killedAt + (p.atWallMs - killedAtWall));
+  const secondPromotionAt = laterPromotions[0];
+  const lastPromotedAt = laterPromotions.at(-1) ?? promotedAt;
 
   // ----- figures -----
   const since = (t: number | undefined) => (t === undefined ? undefined : round(t - killedAt));
@@ -318,7 +330,7 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   refusals.sort((a, b) => a - b);
   const slowestSecurity = Math.max(
     0,
-    ...security.filter((a) => promotedAt === undefined || a.sentAt < promotedAt + RECOVERY_BOUND_MS).map((a) => a.at - a.sentAt),
+    ...security.filter((a) => lastPromotedAt === undefined || a.sentAt < lastPromotedAt + RECOVERY_BOUND_MS).map((a) => a.at - a.sentAt),
   );
 
   // The login limit. Attempts sent before the kill hit the old master (a hit is the first thing
@@ -329,7 +341,12 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   const logins = answers.filter((a) => a.kind === 'login');
   const evaluated = logins.filter((a) => a.status === 401);
   const before = evaluated.filter((a) => a.sentAt < killedAt);
-  const after = evaluated.filter((a) => a.sentAt >= killedAt);
+  const after = evaluated.filter((a) => a.sentAt >= killedAt && (secondPromotionAt === undefined || a.sentAt < secondPromotionAt));
+  const afterSecondPromotion = secondPromotionAt === undefined ? [] : evaluated.filter((a) => a.sentAt >= secondPromotionAt);
+  // A count reported by more 401s than there were masters to report it: counted nowhere.
+  const countsReported = new Map<number, number>();
+  for (const a of evaluated) countsReported.set(a.count!, (countsReported.get(a.count!) ?? 0) + 1);
+  const mostReportsOfOneCount = Math.max(0, ...countsReported.values());
   const acknowledgedBeforeKill = Math.max(0, ...before.map((a) => a.count!));
   const keptByReplica = after.length > 0 ? Math.min(...after.map((a) => a.count!)) - 1 : undefined;
   // Cross-check in Redis itself: the counter now, less the hits made on the new master (a 429
@@ -342,6 +359,7 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   const figures = {
     topology: await topology.figures?.(),
     promotedAfterKillMs: since(promotedAt),
+    laterPromotionsAfterKillMs: laterPromotions.map(since),
     loadSeconds: round((endedAt - t0) / 1000),
     kinds: Object.fromEntries(Object.entries(byKind).map(([k, v]) => [k, v.figures])),
     refusals503: refusals.length,
@@ -369,6 +387,8 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
       hitsOnNewMaster,
       keptByReplicaInRedis,
       lostWrites,
+      evaluatedAfterSecondPromotion: afterSecondPromotion.length,
+      mostReportsOfOneCount,
       // In order of answer: a drop in the sequence is a counter that went down (or another master).
       countsAfterKill: after.map((a) => a.count),
       overLimit: Math.max(0, evaluated.length - loginLimit),
@@ -431,10 +451,10 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   for (const kind of ['me', 'refresh', 'login'] as const) {
     const servedAgainAt = byKind[kind].servedAgainAt;
     expect(servedAgainAt, `${kind} served again`).toBeDefined();
-    expect(servedAgainAt! - promotedAt!, `${kind} served again within the bound`).toBeLessThan(RECOVERY_BOUND_MS);
+    expect(servedAgainAt! - lastPromotedAt!, `${kind} served again within the bound`).toBeLessThan(RECOVERY_BOUND_MS);
     expect(byKind[kind].figures.successesAfterRecovery, `${kind} after recovery`).toBeGreaterThan(5);
   }
-  expect(endedAt - promotedAt!, 'the load outlasted the recovery bound').toBeGreaterThan(RECOVERY_BOUND_MS);
+  expect(endedAt - lastPromotedAt!, 'the load outlasted the recovery bound').toBeGreaterThan(RECOVERY_BOUND_MS);
   // The same two workers: no restart was needed, and fresh connections reach both.
   expect(app.instances().map((i) => i.pid)).toEqual(pidsBefore);
   for (let i = 0; i < 8; i++)
@@ -443,17 +463,26 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   // No token logged out before the kill is ever accepted after it.
   expect(revocationChecks.filter((c) => c.status !== 401 && c.status !== 503)).toEqual([]);
   const refusedChecks = revocationChecks.filter((c) => c.status === 503);
-  if (refusedChecks.length > 0) expect(refusedChecks.at(-1)!.at - promotedAt!, 'revocation checks served again').toBeLessThan(RECOVERY_BOUND_MS);
+  if (refusedChecks.length > 0) expect(refusedChecks.at(-1)!.at - lastPromotedAt!, 'revocation checks served again').toBeLessThan(RECOVERY_BOUND_MS);
   const stillRefused = revocationChecks.filter((c) => c.at > byKind.me.servedAgainAt! && c.status === 401);
   expect(stillRefused.length, 'each revoked token refused again and again').toBeGreaterThanOrEqual(revoked.length * 2 * 3);
 
   // The login limit holds across the failover, up to the hits lost with the old master.
   expect(before.length, 'attempts before the kill').toBeGreaterThanOrEqual(killAt);
   expect(keptByReplica, 'attempts evaluated after the failover').toBeDefined();
-  // Hits the app could not confirm (refused while the new master was being found) may still
-  // have landed: the counter in Redis can only be higher than what the limiter reported.
-  expect(keptByReplicaInRedis, 'the counter in Redis agrees with the limiter').toBeGreaterThanOrEqual(keptByReplica!);
-  expect(evaluated.length).toBeLessThanOrEqual(loginLimit + lostWrites);
+  if (secondPromotionAt === undefined) {
+    // Hits the app could not confirm (refused while the new master was being found) may still
+    // have landed: the counter in Redis can only be higher than what the limiter reported.
+    expect(keptByReplicaInRedis, 'the counter in Redis agrees with the limiter').toBeGreaterThanOrEqual(keptByReplica!);
+    expect(evaluated.length).toBeLessThanOrEqual(loginLimit + lostWrites);
+  } else {
+    // Failed over again: the bound holds for the first failover, on the attempts sent before the
+    // second promotion. What the second one lost is not measured apart (the demoted master was
+    // alive, and a worker may write there until it moves), and the counter now is the third
+    // master's; each count is still reported at most once per master that held it.
+    expect(before.length + after.length, 'evaluated before the second promotion').toBeLessThanOrEqual(loginLimit + lostWrites);
+    expect(mostReportsOfOneCount, 'each count reported at most once per master').toBeLessThanOrEqual(2 + laterPromotions.length);
+  }
   if (heldAtCount !== undefined) {
     // Every hit acknowledged after the hold is lost, less at most one in flight per hammer
     // (acknowledged, and passed on, before the test saw its answer).

@@ -9,6 +9,13 @@ import { freePort, RedisProcess } from './redis-server';
 import { TcpProxy } from './tcp-proxy';
 
 export const MASTER_NAME = 'rampart';
+/**
+ * How long a sentinel waits for the master's reply before it deems it down. Sentinels ping every
+ * second at most, and one that learns of a failover from another sentinel resets its link to the
+ * new master and counts from then: with 1000 ms, its first reply often came a few ms too late
+ * and it started a second failover (2 runs in 8 of the load test). 3000 ms leaves two pings.
+ */
+const DOWN_AFTER_MS = 3000;
 /** The sentinel log events that tell the story of a failover (see events()). */
 const SENTINEL_EVENT =
   /^[+-](sdown|odown|new-epoch|try-failover|vote-for-leader|elected-leader|selected-slave|promoted-slave|switch-master|failover-end|failover-abort|tilt|convert-to-slave|fix-slave-config|slave-reconf-sent|slave-reconf-done|reboot)\b/;
@@ -39,7 +46,7 @@ export class SentinelGroup {
 
   /**
    * Starts the group and waits until the sentinels know both replicas and each other (hello
-   * messages every 2 s): before that a failover cannot happen. down-after-milliseconds is 1000.
+   * messages every 2 s): before that a failover cannot happen.
    */
   static async start(options: SentinelGroupOptions = {}): Promise<SentinelGroup> {
     const dir = mkdtempSync(path.join(tmpdir(), 'rampart-sentinel-'));
@@ -73,7 +80,7 @@ export class SentinelGroup {
             'bind 127.0.0.1',
             `dir ${dir}`,
             `sentinel monitor ${MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
-            `sentinel down-after-milliseconds ${MASTER_NAME} 1000`,
+            `sentinel down-after-milliseconds ${MASTER_NAME} ${DOWN_AFTER_MS}`,
             `sentinel failover-timeout ${MASTER_NAME} ${options.replicationThroughProxy ? 120_000 : 10_000}`,
             `sentinel parallel-syncs ${MASTER_NAME} 2`,
             '',
@@ -125,23 +132,41 @@ export class SentinelGroup {
   }
 
   /**
-   * What the sentinels logged about the group's state (+sdown, +odown, elections, promotions,
-   * +switch-master, TILT, replicas repointed), each line with its time in ms relative to `origin`
-   * (a Date.now()): how many failovers there were, and when.
+   * Every event the sentinels logged (+sdown, +odown, elections, promotions, +switch-master,
+   * TILT, replicas repointed), in order of time (Date.now(), as the log's local time says), with
+   * the port of the sentinel that logged it.
    */
-  events(origin: number): string[] {
-    const lines: { at: number; text: string }[] = [];
+  private sentinelEvents(): { atWallMs: number; sentinel: number; event: string }[] {
+    const events: { atWallMs: number; sentinel: number; event: string }[] = [];
     // The sentinels are the last processes started, in the order of their ports.
     this.processes.slice(-this.sentinelPorts.length).forEach((p, index) => {
       for (const line of p.output.split('\n')) {
         // "4242:X 04 Dec 2026 18:30:00.123 # +switch-master rampart 127.0.0.1 4001 127.0.0.1 4002"
         const m = /^\d+:X (\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2}\.\d{3}) . ([+-][\w-]+.*)$/.exec(line);
-        if (!m || !SENTINEL_EVENT.test(m[2]!)) continue;
-        const at = Date.parse(m[1]!); // local time, as redis-server writes it
-        lines.push({ at, text: `${String(Math.round(at - origin)).padStart(7)} ms  sentinel :${this.sentinelPorts[index]!} ${m[2]!}` });
+        if (m && SENTINEL_EVENT.test(m[2]!)) events.push({ atWallMs: Date.parse(m[1]!), sentinel: this.sentinelPorts[index]!, event: m[2]! });
       }
     });
-    return lines.sort((a, b) => a.at - b.at).map((l) => l.text);
+    return events.sort((a, b) => a.atWallMs - b.atWallMs);
+  }
+
+  /** The sentinels' events, each timed in ms from `origin` (a Date.now()): how many failovers, and when. */
+  events(origin: number): string[] {
+    return this.sentinelEvents().map((e) => `${String(Math.round(e.atWallMs - origin)).padStart(7)} ms  sentinel :${e.sentinel} ${e.event}`);
+  }
+
+  /**
+   * The promotions the sentinels made, in order: the new master and when it was first announced
+   * (+promoted-slave from the leader, or a +switch-master).
+   */
+  promotions(): { to: string; atWallMs: number }[] {
+    const promotions: { to: string; atWallMs: number }[] = [];
+    for (const e of this.sentinelEvents()) {
+      const m = /^\+promoted-slave slave (\S+) |^\+switch-master \S+ \S+ \S+ (\S+) (\d+)$/.exec(e.event);
+      const to = m && (m[1] ?? `${m[2]!}:${m[3]!}`);
+      // Announcements of the same master one after the other are one promotion.
+      if (to && promotions.at(-1)?.to !== to) promotions.push({ to, atWallMs: e.atWallMs });
+    }
+    return promotions;
   }
 
   async stop(): Promise<void> {
