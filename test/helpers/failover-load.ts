@@ -103,13 +103,14 @@ interface LoadOptions {
 }
 
 /** The built app under PM2 with two workers on the given Redis and database, both ready. */
-export async function startLoadApp(port: number, redisUrl: string, databaseUrl: string, loginLimit: number): Promise<Pm2App> {
+export async function startLoadApp(port: number, redisUrl: string, databaseUrl: string, loginLimit: number, env: Record<string, string> = {}): Promise<Pm2App> {
   const app = new Pm2App(
     `rampart-failover-${randomUUID().slice(0, 8)}`,
     clusterEnv(port, redisUrl, databaseUrl, {
       RATE_LIMIT_LOGIN_MAX: '1000000',
       RATE_LIMIT_LOGIN_ACCOUNT_MAX: String(loginLimit),
       RATE_LIMIT_REFRESH_MAX: '1000000',
+      ...env,
     }),
   );
   app.start();

@@ -4,8 +4,13 @@
 // of wrong passwords for one account. The master killed (SIGKILL, halfway to the account's login
 // limit) is the one holding that account's login counter; the load's sessions are chosen so that
 // the authenticated reads', half the refresh chains' and some of the revoked ones' live on it too.
-// Replication is not held back here (a replica follows the address its master announces in the
-// cluster, so a proxy would also carry the clients): the Sentinel test shows lost hits measured.
+// Run twice: with the replicas in step, and with the victim's replication held back before the
+// kill so that hits are really lost. A Cluster replica replicates from the address its master
+// announces, which the clients learn too: the victim announces a proxy's port, its replica
+// replicates through the proxy, and the app reaches the victim directly through
+// REDIS_CLUSTER_NAT_MAP (announced address = real one), so holding the proxy holds replication
+// only.
+import keySlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SESSION_KEYS } from '../../src/lib/key-layout';
 import { emailKey } from '../../src/middleware/rate-limit';
@@ -14,12 +19,16 @@ import { failoverUnderLoad, newAccount, startLoadApp, type Session, type Session
 import type { Pm2App } from '../helpers/pm2';
 import { freePort, HAS_REDIS_CLUSTER_TOOLS, NO_REDIS_CLUSTER_TOOLS_REASON, TestRedisCluster } from '../helpers/redis-server';
 import { DATABASE_URL, NO_DATABASE_REASON } from '../helpers/services';
+import { TcpProxy } from '../helpers/tcp-proxy';
+import { until } from '../helpers/until';
 
 const LOGIN_LIMIT = 40;
 const KILL_AT = 20;
 // A Cluster promotes a second or so later than the Sentinel group: the load runs longer, so that
 // it outlasts the promotion by the recovery bound.
 const LOAD_SECONDS = 22;
+// With replication held: hits the master acknowledges alone before it dies.
+const HELD_HITS = 8;
 const KEY_PREFIX = 'rampart:'; // REDIS_KEY_PREFIX's default, which the app runs with here
 
 const CAN_RUN = HAS_REDIS_CLUSTER_TOOLS && Boolean(DATABASE_URL);
@@ -28,33 +37,65 @@ const REASON = HAS_REDIS_CLUSTER_TOOLS ? NO_DATABASE_REASON : NO_REDIS_CLUSTER_T
 /** A token's payload, not verified: the test was issued it. */
 const claimsOf = (accessToken: string) => JSON.parse(Buffer.from(accessToken.split('.')[1]!, 'base64url').toString('utf8')) as { sid: string; sub: string };
 
-describe.skipIf(!CAN_RUN)(`Redis Cluster failover under load, PM2 cluster of 2 workers${CAN_RUN ? '' : ` [${REASON}]`}`, () => {
+const SCENARIOS = [
+  { name: 'replicas in step', holdReplication: false },
+  { name: `the victim's replication held back for the last ${HELD_HITS}+ attempts before the kill`, holdReplication: true },
+];
+
+describe.skipIf(!CAN_RUN).each(SCENARIOS)(`Redis Cluster failover under load, PM2 cluster of 2 workers${CAN_RUN ? '' : ` [${REASON}]`}: $name`, (scenario) => {
   let cluster: TestRedisCluster | undefined;
   let db: TestDatabase | undefined;
   let app: Pm2App | undefined;
+  let replication: TcpProxy | undefined;
   let port: number;
+  let victim: number;
+  /** The victim as the Cluster announces it: its own port, or the replication proxy's. */
+  let victimAnnounced: number;
+  let target: string;
+  let counterKey: string;
 
   beforeAll(async () => {
     cluster = await TestRedisCluster.start({ nodeTimeoutMs: 1500 });
     db = await createTestDatabase();
+    // The victim: the first master; the hammered account: one whose login counter (a single
+    // key, no hash tag) lives in its slots.
+    const [first] = await cluster.topology();
+    victim = first!.port;
+    const slots = (await cluster.command(victim, 'CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+    const mine = slots.filter(([, , [, p]]) => p === victim);
+    const counterOf = (email: string) => `${KEY_PREFIX}rl:login-account:${emailKey(email)}`;
+    do target = newAccount('target');
+    while (!mine.some(([from, to]) => keySlot(counterOf(target)) >= from && keySlot(counterOf(target)) <= to));
+    counterKey = counterOf(target);
+    victimAnnounced = victim;
+    const env: Record<string, string> = {};
+    if (scenario.holdReplication) {
+      replication = await TcpProxy.create({ host: '127.0.0.1', port: victim });
+      await replication.start();
+      await cluster.command(victim, 'CONFIG', 'SET', 'cluster-announce-port', String(replication.port));
+      victimAnnounced = replication.port;
+      const replica = first!.replicas[0]!;
+      await until("the victim's replica replicating through the proxy", 20_000, async () => {
+        const info = String(await cluster!.command(replica, 'INFO', 'replication'));
+        return info.includes(`master_port:${replication!.port}`) && info.includes('master_link_status:up') ? true : undefined;
+      });
+      env.REDIS_CLUSTER_NAT_MAP = `127.0.0.1:${replication.port}=127.0.0.1:${victim}`;
+    }
     port = await freePort();
-    app = await startLoadApp(port, cluster.url, db.url, LOGIN_LIMIT);
+    app = await startLoadApp(port, cluster.url, db.url, LOGIN_LIMIT, env);
   }, 120_000);
 
   afterAll(async () => {
     app?.kill();
+    await replication?.stop();
     await cluster?.stop();
     await db?.drop();
   }, 60_000);
 
   it('fails closed and fast while the slot has no master, keeps public reads, recovers, and holds revocations and the login limit', async () => {
-    const target = newAccount('target');
-    // The account's login counter (rate-limit counters are single keys, no hash tag) and the
-    // master of its slot: the one to kill.
-    const counterKey = `${KEY_PREFIX}rl:login-account:${emailKey(target)}`;
-    const victim = await cluster!.masterOf(counterKey);
-    const counterSlot = (await cluster!.command(victim, 'CLUSTER', 'KEYSLOT', counterKey)) as number;
-    const onVictim = async (key: string) => (await cluster!.masterOf(KEY_PREFIX + key)) === victim;
+    expect(await cluster!.masterOf(counterKey), "the account's login counter on the victim").toBe(victimAnnounced);
+    const counterSlot = keySlot(counterKey);
+    const onVictim = async (key: string) => (await cluster!.masterOf(KEY_PREFIX + key)) === victimAnnounced;
     const sessionOnVictim = (s: Session) => onVictim(SESSION_KEYS.session(claimsOf(s.accessToken).sid));
     let placement: Record<string, unknown> = {};
 
@@ -97,8 +138,12 @@ describe.skipIf(!CAN_RUN)(`Redis Cluster failover under load, PM2 cluster of 2 w
         label: 'cluster failover under load',
         target,
         plan,
-        kill: () => cluster!.node(victim).process.stop(), // SIGKILL
-        promoted: async () => (await cluster!.masterOf(counterKey)) !== victim,
+        holdReplication: replication && { hits: HELD_HITS, hold: () => replication!.hold() },
+        kill: async () => {
+          await cluster!.node(victim).process.stop(); // SIGKILL
+          await replication?.stop(); // what it held back is dropped with the master
+        },
+        promoted: async () => (await cluster!.masterOf(counterKey)) !== victimAnnounced,
         loginCounter: async () => {
           const counter = await cluster!.command(await cluster!.masterOf(counterKey), 'GET', counterKey);
           expect(counter, "the app's counter under the key the test followed").not.toBeNull();
