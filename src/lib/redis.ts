@@ -94,13 +94,19 @@ export function createRedisClient({ target, tlsCa, natMap, role, commandTimeoutM
 /**
  * ioredis opens a Cluster node's connection on its first command, and with the offline queue off
  * it refuses every other command sent to that node until the connection is ready: the first
- * burst of requests to a master (after start-up, after a failover, or the first revocation on
- * the durable client) would fail but for one. So each master's connection opens as soon as the
- * slot map names it (a promoted replica's opens with the READWRITE ioredis sends it).
+ * burst of requests to a master (after start-up, the first revocation on the durable client)
+ * would fail but for one. So once the Cluster is ready every master's connection opens at once,
+ * and so does a master's that the slot map names later. Not before: ioredis checks the Cluster
+ * (CLUSTER INFO to a node) before it is ready, and that check, too, would be refused by a node
+ * still connecting, and the Cluster would start over, again and again.
  */
 function connectMastersAtOnce(cluster: Cluster): void {
-  cluster.on('+node', (redis: Redis) => {
-    if (!redis.options.readOnly && redis.status === 'wait') redis.connect().catch(() => undefined); // errors reach 'node error'
+  const connect = (node: Redis) => {
+    if (!node.options.readOnly && node.status === 'wait') node.connect().catch(() => undefined); // errors reach 'node error'
+  };
+  cluster.on('ready', () => cluster.nodes('master').forEach(connect));
+  cluster.on('+node', (node: Redis) => {
+    if (cluster.status === 'ready') connect(node);
   });
 }
 

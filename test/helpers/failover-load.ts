@@ -145,13 +145,17 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   const me = (accessToken: string) => fetch(`${base}/api/v1/users/me`, { headers: { authorization: `Bearer ${accessToken}` } });
   const session = async (email: string): Promise<Session> => {
     const res = await post('/api/v1/auth/login', { email, password: PASSWORD });
-    expect(res.status).toBe(200);
-    return (await res.json()) as Session;
+    const body = await res.text();
+    expect(res.status, `a login for the load: ${body}`).toBe(200);
+    return JSON.parse(body) as Session;
   };
 
   const user = newAccount('load');
   const target = topology.target;
-  for (const email of [user, target]) expect((await post('/api/v1/auth/register', { email, password: PASSWORD })).status).toBe(201);
+  for (const email of [user, target]) {
+    const res = await post('/api/v1/auth/register', { email, password: PASSWORD });
+    expect(res.status, `registering ${email}: ${await res.text()}`).toBe(201);
+  }
   const sessions: Session[] = [];
   for (let i = 0; i < PLANNED_SESSIONS; i++) sessions.push(await session(user));
   const plan = await (topology.plan ?? (async (s: Session[]) => planInOrder(s)))(sessions);
@@ -164,7 +168,8 @@ export async function failoverUnderLoad(options: LoadOptions, topology: Failover
   const spares = plan.spares.map((s) => s.refreshToken);
   const revoked: Session[] = [];
   const logout = async (s: Session) => {
-    expect((await post('/api/v1/auth/logout', {}, { authorization: `Bearer ${s.accessToken}` })).status).toBe(204);
+    const res = await post('/api/v1/auth/logout', {}, { authorization: `Bearer ${s.accessToken}` });
+    expect(res.status, `a logout: ${await res.text()}`).toBe(204);
     revoked.push(s);
   };
   for (const s of plan.revokedBefore) await logout(s);
